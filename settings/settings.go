@@ -167,6 +167,12 @@ type Client struct {
 	// AuthMechs restricts the SASL mechanisms the client will use; empty
 	// means any.
 	AuthMechs []string `json:"auth_mechs,omitempty"`
+	// SendTo is the recipient of the message the customer is trying to
+	// send; empty means the account's own address.
+	SendTo string `json:"send_to,omitempty"`
+	// MessageFile is the absolute path of the RFC 5322 message (.eml) the
+	// customer is trying to send; empty means a small test message.
+	MessageFile string `json:"message_file,omitempty"`
 }
 
 // TLSVersions lists the valid values of Client.MaxTLS.
