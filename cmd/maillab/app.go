@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes of every maillab command.
+const (
+	exitOK      = 0 // success; for diagnose and verify: nothing wrong was found
+	exitFinding = 1 // diagnose found a fault; verify had a failing scenario
+	exitUsage   = 2 // bad usage or unreadable input; maillab itself failed
+)
+
+// commands is filled by the init functions of the command files, so each
+// command lives in its own file and main.go stays three lines.
+var commands []*cli.Command
+
+func registerCommand(c *cli.Command) { commands = append(commands, c) }
+
+// exitError carries an exit code and a one-line message to run.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// usageErrorf returns an error that makes maillab print msg and exit 2.
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+// silentExit returns an error that makes maillab exit with code without
+// printing anything more (the command already reported).
+func silentExit(code int) error { return &exitError{code: code} }
+
+const exitCodesHelp = `EXIT CODES:
+   0  success (diagnose: healthy; verify: every scenario passed)
+   1  a fault was found (diagnose) or a scenario failed (verify)
+   2  bad usage or unreadable input; the message names the flag, file or line`
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	cmds := append([]*cli.Command(nil), commands...)
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	app := &cli.App{
+		Name:  "maillab",
+		Usage: "reproduce and diagnose \"my mail client can't reach the mail server\" failures",
+		Description: `maillab starts in-process SMTP, IMAP, POP3 and DNS servers on 127.0.0.1 that
+form a small mail provider for example.test, injects the faults of its failure
+catalog (expired certificates, blocked ports, stripped STARTTLS, wrong passwords,
+DNS outages, ...) so that real mail clients fail against them, and diagnoses mail
+accounts layer by layer.
+
+` + exitCodesHelp,
+		Commands:             cmds,
+		EnableBashCompletion: true,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		HideVersion:          true,
+		// Errors are printed by run, once, in one line.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageErrorf("%s", err)
+		},
+	}
+	return app
+}
+
+// run executes maillab with args and returns the process exit code. It
+// never panics on bad input: every error becomes one line on stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, "maillab: "+oneLine(ee.msg))
+		}
+		return ee.code
+	}
+	var ce cli.ExitCoder
+	if errors.As(err, &ce) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, "maillab: "+oneLine(msg))
+		}
+		return ce.ExitCode()
+	}
+	// Anything else is a usage problem reported by the flag parser or an
+	// error of maillab itself; both are exit 2.
+	fmt.Fprintln(stderr, "maillab: "+oneLine(err.Error()))
+	return exitUsage
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
