@@ -1,0 +1,160 @@
+// Package transcript records what each client sent and what each server
+// answered, one line per protocol line, with credentials masked, so a
+// trainer can watch a session the way a packet capture would show it
+// without TLS in the way.
+//
+// go-smtp and go-imap expose a session's plaintext only as one debug
+// writer that receives both directions; the Writers of this package are
+// such debug writers. Every write they receive is a single direction (the
+// libraries tee each read and each flushed write separately), and the
+// protocol tells which: servers speak in numbered replies (SMTP) or
+// untagged, continuation and tagged completion responses (IMAP), with
+// literals and DATA tracked so message content is never mistaken for a
+// command.
+package transcript
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Direction says who sent a line.
+type Direction byte
+
+// Directions.
+const (
+	Client Direction = 'C' // the client sent it
+	Server Direction = 'S' // the server sent it
+	Event  Direction = '*' // the lab noted something (connect, TLS, fault)
+)
+
+// Entry is one transcript line.
+type Entry struct {
+	Time    time.Time
+	Session uint64 // unique within a lab run
+	Service string // e.g. "submission"
+	Remote  string // client address
+	Dir     Direction
+	Text    string
+}
+
+// String formats an entry as the lab log shows it.
+func (e Entry) String() string {
+	return fmt.Sprintf("%s %s#%d %s %c: %s", e.Time.Format("15:04:05.000"), e.Service, e.Session, e.Remote, e.Dir, e.Text)
+}
+
+// Sink receives entries. Implementations must be safe for concurrent use.
+type Sink interface {
+	Record(Entry)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(Entry)
+
+// Record calls f.
+func (f SinkFunc) Record(e Entry) { f(e) }
+
+// Discard drops every entry.
+var Discard Sink = SinkFunc(func(Entry) {})
+
+// TextSink writes entries as lines to w, serialising writers.
+type TextSink struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewTextSink returns a sink writing to w.
+func NewTextSink(w io.Writer) *TextSink { return &TextSink{w: w} }
+
+// Record implements Sink.
+func (t *TextSink) Record(e Entry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintln(t.w, e.String())
+}
+
+// Multi fans entries out to several sinks.
+type Multi []Sink
+
+// Record implements Sink.
+func (m Multi) Record(e Entry) {
+	for _, s := range m {
+		if s != nil {
+			s.Record(e)
+		}
+	}
+}
+
+var sessionIDs atomic.Uint64
+
+// Session is the transcript of one connection.
+type Session struct {
+	ID      uint64
+	Service string
+	Remote  string
+	sink    Sink
+	now     func() time.Time
+}
+
+// NewSession starts the transcript of a connection to service.
+func NewSession(sink Sink, service string, remote net.Addr) *Session {
+	if sink == nil {
+		sink = Discard
+	}
+	r := ""
+	if remote != nil {
+		r = remote.String()
+	}
+	return &Session{ID: sessionIDs.Add(1), Service: service, Remote: r, sink: sink, now: time.Now}
+}
+
+// Log records one line.
+func (s *Session) Log(dir Direction, text string) {
+	s.sink.Record(Entry{Time: s.now(), Session: s.ID, Service: s.Service, Remote: s.Remote, Dir: dir, Text: clip(text)})
+}
+
+// Eventf records a lab event such as "connected" or "fault: reset".
+func (s *Session) Eventf(format string, args ...any) {
+	s.Log(Event, fmt.Sprintf(format, args...))
+}
+
+// maxLine bounds what one entry shows of a line.
+const maxLine = 200
+
+func clip(s string) string {
+	s = strings.TrimRight(s, "\r\n")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return '.'
+		}
+		return r
+	}, s)
+	if len(s) > maxLine {
+		return s[:maxLine] + fmt.Sprintf("... (%d octets)", len(s))
+	}
+	return s
+}
+
+// masked replaces a secret in the transcript.
+const masked = "****"
+
+// lines splits b into lines, keeping a final partial line.
+func lines(b []byte) []string {
+	s := string(b)
+	var out []string
+	for s != "" {
+		i := strings.Index(s, "\n")
+		if i < 0 {
+			out = append(out, s)
+			break
+		}
+		out = append(out, s[:i+1])
+		s = s[i+1:]
+	}
+	return out
+}
