@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/maillab/maillab/lab"
+	"github.com/maillab/maillab/servers/transcript"
+	"github.com/maillab/maillab/settings"
+)
+
+func init() { registerCommand(labCommand()) }
+
+// labOptions are the flags of `maillab lab` (and of `maillab scenario`,
+// which starts a lab too).
+type labOptions struct {
+	dir              string
+	store            string
+	address          string
+	allowNonLoopback bool
+	ports            []string
+	standardPorts    bool
+	settingsOut      string
+	json             bool
+	quiet            bool
+	logLevel         string
+}
+
+func labFlags(o *labOptions) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "dir", Usage: "lab directory for the CA file and lab.log (default: a temporary directory removed at exit)", EnvVars: []string{"MAILLAB_DIR"}, Destination: &o.dir, TakesFile: true},
+		&cli.StringFlag{Name: "store", Usage: "keep mail in Maildir under `DIR`, so a restarted lab still has it (default: in memory)", EnvVars: []string{"MAILLAB_STORE"}, Destination: &o.store, TakesFile: true},
+		&cli.StringFlag{Name: "address", Value: "127.0.0.1", Usage: "IP address every service binds; anything but loopback also needs --expose", EnvVars: []string{"MAILLAB_ADDRESS"}, Destination: &o.address},
+		&cli.BoolFlag{Name: "expose", Usage: "allow a non-loopback --address: the lab serves deliberately broken TLS, so this exposes it to the network", EnvVars: []string{"MAILLAB_EXPOSE"}, Destination: &o.allowNonLoopback},
+		&cli.StringSliceFlag{Name: "port", Usage: "fix a service's port as `SERVICE=PORT` (repeatable; services: " + strings.Join(lab.PortNames(), ", ") + ")", EnvVars: []string{"MAILLAB_PORT"}},
+		&cli.BoolFlag{Name: "standard-ports", Usage: "bind 25, 587, 465, 143, 993, 110, 995 and 53 (needs root or CAP_NET_BIND_SERVICE)", EnvVars: []string{"MAILLAB_STANDARD_PORTS"}, Destination: &o.standardPorts},
+		&cli.StringFlag{Name: "settings-out", Usage: "write the settings JSON to `FILE` (for maillab diagnose --settings and other tools)", EnvVars: []string{"MAILLAB_SETTINGS_OUT"}, Destination: &o.settingsOut, TakesFile: true},
+		&cli.BoolFlag{Name: "json", Usage: "print the settings JSON instead of the settings for a person", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the transcript of client sessions (it is still in lab.log)", EnvVars: []string{"MAILLAB_QUIET"}, Destination: &o.quiet},
+		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
+	}
+}
+
+// labOpts turns flags into lab.Options; errors name the flag.
+func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Options, error) {
+	var opts lab.Options
+	level, err := parseLogLevel(o.logLevel)
+	if err != nil {
+		return opts, err
+	}
+	ports, err := parsePorts(c.StringSlice("port"))
+	if err != nil {
+		return opts, err
+	}
+	ip := net.ParseIP(o.address)
+	if ip == nil {
+		return opts, usageErrorf("--address %q is not an IP address", o.address)
+	}
+	if !ip.IsLoopback() {
+		if !o.allowNonLoopback {
+			return opts, usageErrorf("--address %s is not a loopback address; the lab serves deliberately broken TLS, so add --expose to make it reachable from the network", o.address)
+		}
+		fmt.Fprintf(stderr, "maillab: WARNING: the lab listens on %s and is reachable from the network; it serves deliberately broken TLS and known passwords. Stop it when the class is over.\n", o.address)
+	}
+	opts = lab.Options{
+		Dir:              o.dir,
+		StoreDir:         o.store,
+		Address:          o.address,
+		AllowNonLoopback: o.allowNonLoopback,
+		Ports:            ports,
+		StandardPorts:    o.standardPorts,
+		Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if !o.quiet && !o.json {
+		opts.Transcript = transcript.NewTextSink(stdout)
+	}
+	return opts, nil
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return 0, usageErrorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return level, nil
+}
+
+func parsePorts(specs []string) (map[string]int, error) {
+	ports := map[string]int{}
+	for _, spec := range specs {
+		name, num, ok := strings.Cut(spec, "=")
+		if !ok {
+			return nil, usageErrorf("--port %q: want SERVICE=PORT, e.g. --port submission=2587", spec)
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		valid := false
+		for _, n := range lab.PortNames() {
+			valid = valid || n == name
+		}
+		if !valid {
+			return nil, usageErrorf("--port %q: unknown service %q; valid: %s", spec, name, strings.Join(lab.PortNames(), ", "))
+		}
+		p, err := strconv.Atoi(strings.TrimSpace(num))
+		if err != nil || p < 0 || p > 65535 {
+			return nil, usageErrorf("--port %q: %q is not a port number (0-65535)", spec, num)
+		}
+		ports[name] = p
+	}
+	return ports, nil
+}
+
+func labCommand() *cli.Command {
+	o := &labOptions{}
+	return &cli.Command{
+		Name:  "lab",
+		Usage: "start a working mail provider for example.test on loopback",
+		Description: `Starts SMTP (relay, submission with STARTTLS, submission with implicit TLS),
+IMAP (STARTTLS and TLS), POP3 (STLS and TLS) and DNS servers for example.test,
+with a fresh certificate authority, and prints the settings to type into a mail
+client. A message alice sends to bob over SMTP can be read over IMAP and POP3.
+Every session's protocol exchange (passwords masked) is printed as it happens
+and kept in lab.log in the lab directory. Stop with Ctrl-C.
+
+Examples:
+   maillab lab                                  free ports, mail in memory
+   maillab lab --settings-out lab.json          then: maillab diagnose --settings lab.json
+   maillab lab --port submission=2587 --port imaps=9993 --store ./mail
+   sudo maillab lab --standard-ports            25, 587, 465, 143, 993, 110, 995, 53
+
+` + exitCodesHelp,
+		Flags: labFlags(o),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("lab takes no arguments, got %q", c.Args().First())
+			}
+			opts, err := o.labOpts(c, c.App.Writer, c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
+			l, err := lab.Start(opts)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			defer l.Close()
+			s := l.Settings()
+			if err := o.publish(c.App.Writer, s, func(w io.Writer) { printLabIntro(w, l) }); err != nil {
+				return err
+			}
+			waitForSignal(c.Context)
+			fmt.Fprintln(c.App.ErrWriter, "maillab: stopping the lab")
+			return nil
+		},
+	}
+}
+
+// publish writes the settings file and prints the settings for a person
+// (or as JSON).
+func (o *labOptions) publish(w io.Writer, s *settings.Settings, intro func(io.Writer)) error {
+	if o.settingsOut != "" {
+		if err := s.Write(o.settingsOut); err != nil {
+			return usageErrorf("--settings-out: %v", err)
+		}
+	}
+	if o.json {
+		data, err := s.Marshal()
+		if err != nil {
+			return err
+		}
+		w.Write(data)
+		return nil
+	}
+	if intro != nil {
+		intro(w)
+	}
+	printSettings(w, s)
+	if !o.quiet {
+		fmt.Fprintln(w, "\nTranscript of client sessions (also in lab.log):")
+	}
+	return nil
+}
+
+// waitForSignal blocks until SIGINT/SIGTERM or ctx ends.
+func waitForSignal(ctx context.Context) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(ch)
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+func printLabIntro(w io.Writer, l *lab.Lab) {
+	fmt.Fprintf(w, "maillab: a working mail provider for %s is running (Ctrl-C stops it).\n\n", l.Domain)
+}

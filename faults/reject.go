@@ -1,0 +1,21 @@
+package faults
+
+// The reject fault: connection attempts are refused (netx.Refuser).
+
+import (
+	"github.com/maillab/maillab/lab"
+)
+
+func init() {
+	Register(Definition{
+		Name:    "reject",
+		Summary: "connection attempts are refused with RST, as with nothing listening or a REJECT rule",
+		Layer:   LayerNetwork,
+		Apply: func(l *lab.Lab, sel *Selection, _ any) error {
+			for _, svc := range sel.Services {
+				svc.Network = lab.NetworkRefuse
+			}
+			return nil
+		},
+	})
+}
