@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"net"
 	"os"
 	"path/filepath"
@@ -126,6 +127,9 @@ type Lab struct {
 	sessions sync.Map // accepted conn → *transcript.Session
 
 	customer []func(*settings.Settings) error
+	afterStart []func() error
+	httpMux  *http.ServeMux
+	httpURL  string
 	started  bool
 	closers  []func() error // run in reverse order by Close
 	mu       sync.Mutex
@@ -394,11 +398,19 @@ func randomPassword() string {
 	return string(b)
 }
 
+// OnClose registers cleanup that Close runs (in reverse order of
+// registration), e.g. for a socket a fault reserved.
+func (l *Lab) OnClose(f func() error) { l.onClose(f) }
+
 func (l *Lab) onClose(f func() error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closers = append(l.closers, f)
 }
+
+// OnStarted registers work to do once every server runs (e.g. a fault's
+// simulated client that must reach the lab over the network).
+func (l *Lab) OnStarted(f func() error) { l.afterStart = append(l.afterStart, f) }
 
 // OnCustomerSettings registers a change to the customer's settings (what
 // the user typed into the mail client), applied by CustomerSettings.
@@ -429,7 +441,15 @@ func (l *Lab) Start() error {
 			return err
 		}
 	}
-	return l.startDNS()
+	if err := l.startDNS(); err != nil {
+		return err
+	}
+	for _, f := range l.afterStart {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Settings returns what a correctly configured client uses: every service

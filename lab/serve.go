@@ -377,3 +377,8 @@ func (tl *tlsListener) Close() error {
 }
 
 func (tl *tlsListener) Addr() net.Addr { return tl.inner.Addr() }
+
+var (
+	_ net.Listener = (*tlsListener)(nil)
+	_ net.Listener = (*sessionListener)(nil)
+)

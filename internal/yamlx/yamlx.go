@@ -122,7 +122,7 @@ func decode(file string, node *yaml.Node, field string, v reflect.Value) error {
 				return Errorf(file, k, path, "field given twice")
 			}
 			seen[k.Value] = true
-			if err := decode(file, val, path, v.Field(idx)); err != nil {
+			if err := decode(file, val, path, v.FieldByIndex(idx)); err != nil {
 				return err
 			}
 		}
@@ -214,11 +214,19 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// structFields maps yaml keys to field indexes.
-func structFields(t reflect.Type) map[string]int {
-	out := map[string]int{}
+// structFields maps yaml keys to field index paths; fields tagged
+// ",inline" contribute their own fields.
+func structFields(t reflect.Type) map[string][]int {
+	out := map[string][]int{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		_, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			for name, idx := range structFields(f.Type) {
+				out[name] = append([]int{i}, idx...)
+			}
+			continue
+		}
 		if !f.IsExported() {
 			continue
 		}
@@ -226,7 +234,7 @@ func structFields(t reflect.Type) map[string]int {
 		if name == "-" {
 			continue
 		}
-		out[name] = i
+		out[name] = []int{i}
 	}
 	return out
 }

@@ -288,3 +288,37 @@ func (a slogAdapter) Println(v ...interface{}) {
 }
 
 var _ sasl.Server = (*smtpSASL)(nil)
+
+// CheckFuncs is a Check made of optional functions; a nil function has no
+// opinion.
+type CheckFuncs struct {
+	Mail func(ctx context.Context, env *Envelope) error
+	Rcpt func(ctx context.Context, env *Envelope, rcpt string) error
+	Data func(ctx context.Context, env *Envelope, msg []byte) error
+}
+
+var _ Check = CheckFuncs{}
+
+// CheckMail implements Check.
+func (c CheckFuncs) CheckMail(ctx context.Context, env *Envelope) error {
+	if c.Mail == nil {
+		return nil
+	}
+	return c.Mail(ctx, env)
+}
+
+// CheckRcpt implements Check.
+func (c CheckFuncs) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) error {
+	if c.Rcpt == nil {
+		return nil
+	}
+	return c.Rcpt(ctx, env, rcpt)
+}
+
+// CheckData implements Check.
+func (c CheckFuncs) CheckData(ctx context.Context, env *Envelope, msg []byte) error {
+	if c.Data == nil {
+		return nil
+	}
+	return c.Data(ctx, env, msg)
+}
