@@ -25,7 +25,7 @@ func presentCertificate(sel *Selection, leaf *pki.Leaf, chain ...*x509.Certifica
 func labLeafSpec(l *lab.Lab) pki.LeafSpec {
 	p := l.Primary
 	spec := pki.LeafSpec{DNSNames: append([]string(nil), p.Hosts...), Organization: "maillab"}
-	if ip := net.ParseIP(p.IP); ip != nil && !ip.IsUnspecified() {
+	if ip := net.ParseIP(p.AdvertisedIP); ip != nil {
 		spec.IPs = []net.IP{ip}
 	}
 	return spec

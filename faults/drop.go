@@ -11,7 +11,11 @@ func init() {
 		Name:    "drop",
 		Summary: "connection attempts time out, as behind a firewall that DROPs SYNs (an accept queue kept full; no root needed)",
 		Layer:   LayerNetwork,
-		Apply: func(l *lab.Lab, sel *Selection, _ any) error {
+		Params:  func() any { return &packetFilterParams{Mode: modeListener} },
+		Apply: func(l *lab.Lab, sel *Selection, p any) error {
+			if p.(*packetFilterParams).Mode == modeNftables {
+				return nftFilter(l, sel, "drop")
+			}
 			for _, svc := range sel.Services {
 				svc.Network = lab.NetworkDrop
 			}

@@ -11,7 +11,11 @@ func init() {
 		Name:    "reject",
 		Summary: "connection attempts are refused with RST, as with nothing listening or a REJECT rule",
 		Layer:   LayerNetwork,
-		Apply: func(l *lab.Lab, sel *Selection, _ any) error {
+		Params:  func() any { return &packetFilterParams{Mode: modeListener} },
+		Apply: func(l *lab.Lab, sel *Selection, p any) error {
+			if p.(*packetFilterParams).Mode == modeNftables {
+				return nftFilter(l, sel, "reject with tcp reset")
+			}
 			for _, svc := range sel.Services {
 				svc.Network = lab.NetworkRefuse
 			}

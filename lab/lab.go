@@ -20,8 +20,8 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"net/http"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,6 +34,7 @@ import (
 	"github.com/maillab/maillab/servers/dnsd"
 	"github.com/maillab/maillab/servers/mailstore"
 	"github.com/maillab/maillab/servers/pki"
+	"github.com/maillab/maillab/servers/pop3"
 	"github.com/maillab/maillab/servers/smtpd"
 	"github.com/maillab/maillab/servers/transcript"
 	"github.com/maillab/maillab/settings"
@@ -67,6 +68,11 @@ type Options struct {
 	StoreDir string
 	// Address is the IP every service binds; default 127.0.0.1.
 	Address string
+	// Advertise is the IP address written into the settings, the DNS A
+	// records and the certificate; default Address (127.0.0.1 when Address
+	// is unspecified, as in a container whose ports are published on the
+	// host's loopback).
+	Advertise string
 	// AllowNonLoopback must be set to bind an Address that is not a
 	// loopback address: the lab serves deliberately broken TLS and must
 	// never be exposed by accident.
@@ -126,16 +132,16 @@ type Lab struct {
 	ownsDir  bool
 	sessions sync.Map // accepted conn → *transcript.Session
 
-	customer []func(*settings.Settings) error
+	customer   []func(*settings.Settings) error
 	afterStart []func() error
-	httpMux  *http.ServeMux
-	httpURL  string
-	started  bool
-	closers  []func() error // run in reverse order by Close
-	mu       sync.Mutex
-	closed   bool
-	wg       sync.WaitGroup
-	shutdown []func(ctx context.Context) error
+	httpMux    *http.ServeMux
+	httpURL    string
+	started    bool
+	closers    []func() error // run in reverse order by Close
+	mu         sync.Mutex
+	closed     bool
+	wg         sync.WaitGroup
+	shutdown   []func(ctx context.Context) error
 }
 
 // DNSConfig is the lab resolver before Start.
@@ -238,12 +244,16 @@ func New(opts Options) (l *Lab, err error) {
 	if len(accounts) == 0 {
 		accounts = defaultAccounts(opts.Domain)
 	}
+	if opts.Advertise != "" && net.ParseIP(opts.Advertise) == nil {
+		return nil, fmt.Errorf("advertised address %q is not an IP address", opts.Advertise)
+	}
 	primary, err := l.newProvider(providerSpec{
-		Domain:   opts.Domain,
-		IP:       opts.Address,
-		Accounts: accounts,
-		Store:    l.Store,
-		Ports:    l.requestedPorts(),
+		Domain:     opts.Domain,
+		IP:         opts.Address,
+		Advertised: opts.Advertise,
+		Accounts:   accounts,
+		Store:      l.Store,
+		Ports:      l.requestedPorts(),
 	})
 	if err != nil {
 		return nil, err
@@ -515,7 +525,7 @@ func (l *Lab) goServe(name string, serve func() error) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) && !isServerClosed(err) {
 			l.logger.Warn("server stopped", "service", name, "err", err)
 		}
 	}()
@@ -531,3 +541,9 @@ func tlsConfig(cert tls.Certificate, minV, maxV uint16) *tls.Config {
 }
 
 var _ io.Closer = (*Lab)(nil)
+
+// isServerClosed reports the "closed" sentinels of the protocol servers,
+// which Serve returns after a normal Close.
+func isServerClosed(err error) bool {
+	return errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, smtpd.ErrServerClosed)
+}

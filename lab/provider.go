@@ -24,6 +24,11 @@ type Provider struct {
 	Domain string
 	// IP is the address every service of the provider binds.
 	IP string
+	// AdvertisedIP is the address clients are told (settings, DNS A
+	// records, the certificate's IP name): IP, unless the lab binds an
+	// unspecified address (0.0.0.0 in a container) and publishes its
+	// ports elsewhere.
+	AdvertisedIP string
 	// MailHost is "mail.<domain>", the name in greetings and MX/SRV records.
 	MailHost string
 	// Hosts are the names that resolve to IP: mail., smtp. and imap.
@@ -113,23 +118,25 @@ func (s *Service) TLS() bool { return s.Security == settings.SecurityTLS }
 func (l *Lab) Service(name string) *Service { return l.Primary.Services[name] }
 
 type providerSpec struct {
-	Domain   string
-	IP       string
-	Accounts []settings.Account
-	Store    *mailstore.Store
-	Ports    map[string]int
+	Domain     string
+	IP         string
+	Advertised string
+	Accounts   []settings.Account
+	Store      *mailstore.Store
+	Ports      map[string]int
 }
 
 func (l *Lab) newProvider(spec providerSpec) (*Provider, error) {
 	p := &Provider{
-		Domain:   spec.Domain,
-		IP:       spec.IP,
-		MailHost: "mail." + spec.Domain,
-		Hosts:    []string{"mail." + spec.Domain, "smtp." + spec.Domain, "imap." + spec.Domain},
-		Accounts: spec.Accounts,
-		Store:    spec.Store,
-		Tokens:   map[string]string{},
-		Services: map[string]*Service{},
+		Domain:       spec.Domain,
+		IP:           spec.IP,
+		AdvertisedIP: spec.Advertised,
+		MailHost:     "mail." + spec.Domain,
+		Hosts:        []string{"mail." + spec.Domain, "smtp." + spec.Domain, "imap." + spec.Domain},
+		Accounts:     spec.Accounts,
+		Store:        spec.Store,
+		Tokens:       map[string]string{},
+		Services:     map[string]*Service{},
 	}
 	for _, a := range spec.Accounts {
 		if !strings.HasSuffix(strings.ToLower(a.Email), "@"+spec.Domain) {
@@ -140,12 +147,13 @@ func (l *Lab) newProvider(spec providerSpec) (*Provider, error) {
 		}
 		p.Tokens[strings.ToLower(a.Username)] = "ya29." + randomPassword() + randomPassword()
 	}
-	leafSpec := pki.LeafSpec{DNSNames: p.Hosts, Organization: "maillab"}
-	if ip := net.ParseIP(spec.IP); ip != nil && !ip.IsUnspecified() {
-		leafSpec.IPs = []net.IP{ip}
-	} else {
-		leafSpec.IPs = []net.IP{net.IPv4(127, 0, 0, 1)}
+	if p.AdvertisedIP == "" {
+		p.AdvertisedIP = p.IP
+		if ip := net.ParseIP(p.IP); ip == nil || ip.IsUnspecified() {
+			p.AdvertisedIP = "127.0.0.1"
+		}
 	}
+	leafSpec := pki.LeafSpec{DNSNames: p.Hosts, Organization: "maillab", IPs: []net.IP{net.ParseIP(p.AdvertisedIP)}}
 	leaf, err := l.CA.Issue(leafSpec)
 	if err != nil {
 		return nil, err
@@ -202,7 +210,7 @@ func (l *Lab) AddProvider(domain, ip string, accounts []settings.Account) (*Prov
 func (p *Provider) addZones(zones map[string]dnsd.Zone) {
 	for _, h := range p.Hosts {
 		z := zones[dns.Fqdn(h)]
-		z.A = append(z.A, p.IP)
+		z.A = append(z.A, p.AdvertisedIP)
 		zones[dns.Fqdn(h)] = z
 	}
 	z := zones[dns.Fqdn(p.Domain)]
@@ -232,7 +240,7 @@ func (p *Provider) settings(l *Lab) *settings.Settings {
 	}
 	for _, name := range p.Order {
 		svc := p.Services[name]
-		s.Services[name] = settings.Service{Host: svc.Host, Address: p.IP, Port: svc.Port, Security: svc.Security}
+		s.Services[name] = settings.Service{Host: svc.Host, Address: p.AdvertisedIP, Port: svc.Port, Security: svc.Security}
 	}
 	return s
 }

@@ -76,7 +76,7 @@ accounts layer by layer.
 // never panics on bad input: every error becomes one line on stderr.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.Run(args)
+	err := app.Run(reorderArgs(app, args))
 	if err == nil {
 		return exitOK
 	}

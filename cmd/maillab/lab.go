@@ -28,6 +28,7 @@ type labOptions struct {
 	store            string
 	address          string
 	allowNonLoopback bool
+	advertise        string
 	ports            []string
 	standardPorts    bool
 	settingsOut      string
@@ -42,6 +43,7 @@ func labFlags(o *labOptions) []cli.Flag {
 		&cli.StringFlag{Name: "store", Usage: "keep mail in Maildir under `DIR`, so a restarted lab still has it (default: in memory)", EnvVars: []string{"MAILLAB_STORE"}, Destination: &o.store, TakesFile: true},
 		&cli.StringFlag{Name: "address", Value: "127.0.0.1", Usage: "IP address every service binds; anything but loopback also needs --expose", EnvVars: []string{"MAILLAB_ADDRESS"}, Destination: &o.address},
 		&cli.BoolFlag{Name: "expose", Usage: "allow a non-loopback --address: the lab serves deliberately broken TLS, so this exposes it to the network", EnvVars: []string{"MAILLAB_EXPOSE"}, Destination: &o.allowNonLoopback},
+		&cli.StringFlag{Name: "advertise", Usage: "IP `ADDRESS` to put in the settings, DNS answers and certificate (default: --address; 127.0.0.1 if that is 0.0.0.0); for a lab in a container whose ports are published elsewhere", EnvVars: []string{"MAILLAB_ADVERTISE"}, Destination: &o.advertise},
 		&cli.StringSliceFlag{Name: "port", Usage: "fix a service's port as `SERVICE=PORT` (repeatable; services: " + strings.Join(lab.PortNames(), ", ") + ")", EnvVars: []string{"MAILLAB_PORT"}},
 		&cli.BoolFlag{Name: "standard-ports", Usage: "bind 25, 587, 465, 143, 993, 110, 995 and 53 (needs root or CAP_NET_BIND_SERVICE)", EnvVars: []string{"MAILLAB_STANDARD_PORTS"}, Destination: &o.standardPorts},
 		&cli.StringFlag{Name: "settings-out", Usage: "write the settings JSON to `FILE` (for maillab diagnose --settings and other tools)", EnvVars: []string{"MAILLAB_SETTINGS_OUT"}, Destination: &o.settingsOut, TakesFile: true},
@@ -77,6 +79,7 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		StoreDir:         o.store,
 		Address:          o.address,
 		AllowNonLoopback: o.allowNonLoopback,
+		Advertise:        o.advertise,
 		Ports:            ports,
 		StandardPorts:    o.standardPorts,
 		Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
