@@ -224,10 +224,11 @@ func New(opts Options) (l *Lab, err error) {
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
+	built := l
 	defer func() {
 		if err != nil {
-			l.Close()
-			l = nil
+			// A half-built lab releases what it bound and created.
+			built.Close()
 		}
 	}()
 	if err := l.makeDir(); err != nil {

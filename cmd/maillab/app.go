@@ -76,7 +76,10 @@ accounts layer by layer.
 // never panics on bad input: every error becomes one line on stderr.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.Run(reorderArgs(app, args))
+	err := checkCommand(app, args)
+	if err == nil {
+		err = app.Run(reorderArgs(app, args))
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -98,6 +101,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// error of maillab itself; both are exit 2.
 	fmt.Fprintln(stderr, "maillab: "+oneLine(err.Error()))
 	return exitUsage
+}
+
+// checkCommand refuses an unknown command name with the valid ones
+// (urfave/cli would print a help-topic error and exit 3).
+func checkCommand(app *cli.App, args []string) error {
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		if a == "help" || a == "h" || findCommand(app.Commands, a) != nil {
+			return nil
+		}
+		var names []string
+		for _, c := range app.Commands {
+			names = append(names, c.Name)
+		}
+		return usageErrorf("unknown command %q; valid: %s (maillab --help explains them)", a, strings.Join(names, ", "))
+	}
+	return nil
 }
 
 func oneLine(s string) string {

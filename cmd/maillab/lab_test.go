@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestLabBadInput checks that every kind of bad input gives one line that
+// names the problem and exit code 2, never a panic or a stack trace.
+func TestLabBadInput(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string // substrings of the one error line
+	}{
+		{"port in use", []string{"lab", "--port", "imaps=" + itoa(busyPort)}, []string{"imaps", itoa(busyPort), "address already in use"}},
+		{"unwritable store", []string{"lab", "--store", filepath.Join(notDir, "mail")}, []string{"store directory", "not a directory"}},
+		{"unwritable lab dir", []string{"lab", "--dir", filepath.Join(notDir, "lab")}, []string{"lab directory", "not a directory"}},
+		{"unknown flag", []string{"lab", "--bogus"}, []string{"flag provided but not defined", "-bogus"}},
+		{"unknown service", []string{"lab", "--port", "imap4=1143"}, []string{"--port", "unknown service \"imap4\"", "valid:"}},
+		{"bad port", []string{"lab", "--port", "imaps=99999"}, []string{"--port", "not a port number"}},
+		{"bad port syntax", []string{"lab", "--port", "imaps"}, []string{"--port", "SERVICE=PORT"}},
+		{"non-loopback without --expose", []string{"lab", "--address", "0.0.0.0"}, []string{"--address", "--expose"}},
+		{"bad address", []string{"lab", "--address", "mail.example.test"}, []string{"--address", "not an IP address"}},
+		{"bad log level", []string{"lab", "--log-level", "loud"}, []string{"--log-level", "debug, info, warn or error"}},
+		{"unknown command", []string{"labb"}, []string{"labb"}},
+		{"unknown scenario", []string{"scenario", "expird-cert"}, []string{"unknown scenario", "expired-cert"}},
+		{"scenario file missing", []string{"scenario", "run", "-f", filepath.Join(notDir, "x.yaml")}, []string{"x.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"maillab"}, tt.args...), &stdout, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d; stderr: %s", code, exitUsage, stderr.String())
+			}
+			msg := strings.TrimSpace(stderr.String())
+			if strings.Count(msg, "\n") != 0 {
+				t.Errorf("want one line on stderr, got:\n%s", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("stderr %q lacks %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "goroutine") || strings.Contains(msg, "panic") {
+				t.Errorf("stack trace on stderr: %s", msg)
+			}
+		})
+	}
+}
+
+func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(i)) }
+
+func fmtInt(i int) string {
+	var b [20]byte
+	n := len(b)
+	for {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+		if i == 0 {
+			return string(b[n:])
+		}
+	}
+}
