@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"strings"
@@ -40,7 +39,6 @@ func attachmentNames(msg []byte) []string {
 		} else if _, params, err := part.Header.ContentType(); err == nil && params["name"] != "" {
 			names = append(names, params["name"])
 		}
-		io.Copy(io.Discard, part.Body)
 		return nil
 	})
 	return names

@@ -315,7 +315,15 @@ func (l *Lab) makeDir() error {
 }
 
 func (l *Lab) makeCA() error {
-	ca, err := pki.NewCA("maillab "+l.Domain+" lab CA", pki.CAOptions{Organization: "maillab"})
+	// Real CAs are years older than the certificates they sign; a lab CA
+	// made this minute could not have signed an "expired" certificate, and
+	// a client would then see a broken chain instead of an expired leaf.
+	now := time.Now()
+	ca, err := pki.NewCA("maillab "+l.Domain+" lab CA", pki.CAOptions{
+		Organization: "maillab",
+		NotBefore:    now.AddDate(-3, 0, 0),
+		NotAfter:     now.AddDate(10, 0, 0),
+	})
 	if err != nil {
 		return err
 	}
@@ -332,6 +340,15 @@ func (l *Lab) bindDNS() error {
 	}
 	l.DNS = &DNSConfig{udp: udp, tcp: tcp}
 	l.DNSAddr = tcp.Addr().String()
+	if ip := net.ParseIP(l.Address); ip.IsUnspecified() {
+		// Bound on every interface (a container): clients are told the
+		// advertised address.
+		adv := l.opts.Advertise
+		if adv == "" {
+			adv = "127.0.0.1"
+		}
+		l.DNSAddr = net.JoinHostPort(adv, fmt.Sprint(tcp.Addr().(*net.TCPAddr).Port))
+	}
 	l.onClose(func() error {
 		if l.DNS.server != nil {
 			return l.DNS.server.Close()

@@ -46,18 +46,34 @@ func NotifyHandshakeDone(c net.Conn) {
 // plaintext port) for Delay: a slow server as the client sees it.
 type DelayFirstWrite struct {
 	Wrapped
-	Delay time.Duration
-	once  sync.Once
+	Delay  time.Duration
+	once   sync.Once
+	closed chan struct{}
+	shut   sync.Once
 }
 
 // NewDelayFirstWrite wraps c.
 func NewDelayFirstWrite(c net.Conn, d time.Duration) *DelayFirstWrite {
-	return &DelayFirstWrite{Wrapped: Wrapped{c}, Delay: d}
+	return &DelayFirstWrite{Wrapped: Wrapped{c}, Delay: d, closed: make(chan struct{})}
 }
 
 func (d *DelayFirstWrite) Write(b []byte) (int, error) {
-	d.once.Do(func() { time.Sleep(d.Delay) })
+	d.once.Do(func() {
+		t := time.NewTimer(d.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-d.closed:
+		}
+	})
 	return d.Conn.Write(b)
+}
+
+// Close ends a pending delay at once, so a closing lab does not wait for
+// it.
+func (d *DelayFirstWrite) Close() error {
+	d.shut.Do(func() { close(d.closed) })
+	return d.Conn.Close()
 }
 
 // Throttle limits the rate in both directions to BytesPerSec, the way a
@@ -115,18 +131,6 @@ func (t *Throttle) Write(b []byte) (int, error) {
 	}
 	return written, nil
 }
-
-// Stall swallows everything the server writes, so the client waits for an
-// answer that never comes (a lost packet that is never retransmitted, as
-// far as the client can tell) until one side's timeout.
-type Stall struct {
-	Wrapped
-}
-
-// NewStall wraps c.
-func NewStall(c net.Conn) *Stall { return &Stall{Wrapped{c}} }
-
-func (s *Stall) Write(b []byte) (int, error) { return len(b), nil }
 
 // ResetAfterGreeting cuts the connection with an RST as soon as the server
 // wants to read after its first write (its greeting): the client gets its

@@ -56,7 +56,15 @@ func New(cfg Config) (*Server, error) {
 	for name, z := range cfg.Zones {
 		zones[strings.ToLower(dns.Fqdn(name))] = z
 	}
-	mock, err := mockdns.NewServerWithLogger(zones, discardLogger{}, true)
+	// go-mockdns binds a TCP port and then UDP on the same number, which
+	// fails now and then when that UDP port is taken; try again.
+	var mock *mockdns.Server
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		if mock, err = mockdns.NewServerWithLogger(zones, discardLogger{}, true); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dns zone server: %w", err)
 	}

@@ -69,9 +69,10 @@ type Conn struct {
 func newConn(s *Server, nc net.Conn) *Conn {
 	c := &Conn{server: s, raw: nc, nc: nc, state: stateAuthorization}
 	// For implicit TLS, abort closes the transport under the TLS layer, so
-	// that it never waits to send a close_notify alert.
-	if u, ok := nc.(interface{ NetConn() net.Conn }); ok && u.NetConn() != nil {
-		c.raw = u.NetConn()
+	// that it never waits to send a close_notify alert. Other wrappers are
+	// closed themselves: their Close may have work to do.
+	if tc, ok := nc.(*tls.Conn); ok && tc.NetConn() != nil {
+		c.raw = tc.NetConn()
 	}
 	c.br = bufio.NewReaderSize(nc, 4096)
 	c.bw = bufio.NewWriterSize(connWriter{c}, 4096)

@@ -107,7 +107,7 @@ type Server struct {
 	mu      sync.Mutex
 	closed  bool
 	lns     map[net.Listener]struct{}
-	servers map[*smtp.Server]struct{}
+	servers map[*smtp.Server]net.Conn
 	wg      sync.WaitGroup
 }
 
@@ -134,7 +134,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, lns: map[net.Listener]struct{}{}, servers: map[*smtp.Server]struct{}{}}
+	return &Server{cfg: cfg, lns: map[net.Listener]struct{}{}, servers: map[*smtp.Server]net.Conn{}}
 }
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
@@ -184,7 +184,7 @@ func (s *Server) track(c net.Conn) bool {
 	if s.closed {
 		return false
 	}
-	s.servers[srv] = struct{}{}
+	s.servers[srv] = c
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -225,13 +225,15 @@ func (s *Server) Close() error {
 	for ln := range s.lns {
 		ln.Close()
 	}
-	srvs := make([]*smtp.Server, 0, len(s.servers))
-	for srv := range s.servers {
-		srvs = append(srvs, srv)
+	conns := make([]net.Conn, 0, len(s.servers))
+	for _, c := range s.servers {
+		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	for _, srv := range srvs {
-		srv.Close()
+	// Each go-smtp instance is already shutting down (its Close would be
+	// a no-op), so end the sessions by closing their connections.
+	for _, c := range conns {
+		c.Close()
 	}
 	s.wg.Wait()
 	return nil

@@ -1,0 +1,160 @@
+package diagnose
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/maillab/maillab/rootcause"
+	"github.com/maillab/maillab/settings"
+)
+
+// authGateCheck runs the checks every protocol makes before a login: are
+// there credentials, is the certificate trustworthy, has another service's
+// login already been refused. It returns false after recording the auth
+// step (and skipping what follows) when no login may be tried. ok=true with
+// noCreds=true means "no login configured, go on without".
+func (p *prober) authGateCheck(ctx context.Context, st *stepRec) (ok, noCreds bool) {
+	later := p.laterSteps()[1]
+	if !p.cfg.hasCredentials() {
+		if p.proto == settings.ProtocolSMTP {
+			st.skip("no user name or password configured: the client sends without logging in")
+			return true, true
+		}
+		st.skip("no user name or password configured")
+		p.skipRest("no login", later)
+		return false, true
+	}
+	if p.untrusted {
+		st.skip("the server's certificate is not trusted, so the password could be read by whoever holds its key")
+		p.skipRest("no login", later)
+		return false, false
+	}
+	if !p.env.gate.wait(ctx, p.idx) {
+		st.skip("the run was cancelled")
+		p.skipRest("no login", later)
+		return false, false
+	}
+	if by := p.env.gate.burnedBy(); by != "" {
+		st.skip(fmt.Sprintf("the same credentials were refused on %s; another attempt would risk a lockout", by))
+		p.skipRest("no login", later)
+		return false, false
+	}
+	return true, false
+}
+
+// authFailed records a refused login and, for refusals that count toward a
+// lockout, forbids further attempts with the same credentials.
+func (p *prober) authFailed(st *stepRec, v verdict, evidence string) {
+	fix := defaultFix(v.code, p.svc)
+	if v.code == rootcause.AuthFailed && hasUpper(p.cfg.Username) {
+		fix += fmt.Sprintf(" The user name %q has capital letters; some servers compare user names case-sensitively, so try it in lower case.", p.cfg.Username)
+	}
+	st.fail(v.code, evidence, "the server refused the login: "+v.meaning, fix)
+	switch v.code {
+	case rootcause.AuthFailed, rootcause.AuthAccountLocked, rootcause.AuthPasswordExpired:
+		p.env.gate.burn(p.svc.Name)
+	}
+	p.skipRest("no login", p.laterSteps()[1])
+}
+
+// authCut records a connection that broke after the login was sent.
+func (p *prober) authCut(st *stepRec, what string, err error, plaintext bool) {
+	p.env.gate.burn(p.svc.Name)
+	defer p.skipRest("no login", p.laterSteps()[1])
+	kind := netErrKind(err)
+	switch {
+	case (kind == nkReset || kind == nkEOF) && plaintext:
+		st.fail(rootcause.PlaintextAuthBlocked, fmt.Sprintf("the connection was %s right after %q was sent in clear text", cutWord(kind), what),
+			"something on the way cuts the connection when a login is sent without encryption", "")
+	case kind == nkReset || kind == nkEOF:
+		st.fail(rootcause.TCPReset, fmt.Sprintf("the connection was %s after %q", cutWord(kind), what), "the connection is cut during the login", "")
+	case kind == nkTimeout:
+		st.fail(rootcause.ServerSlow, fmt.Sprintf("no answer to %q within %s (some servers, such as Dovecot, delay answers to an address after failed logins)", what, p.cfg.Timeout), "the server does not answer the login in time", "")
+	default:
+		st.fail(rootcause.WrongProtocol, fmt.Sprintf("the answer to %q is not valid: %v", what, err), "the server's answer to the login is not valid protocol", "")
+	}
+}
+
+// plaintextCut records a connection cut right after a credential-free
+// login command in clear text: a filter that blocks clear-text logins.
+func (p *prober) plaintextCut(st *stepRec, what string, err error) {
+	st.fail(rootcause.PlaintextAuthBlocked,
+		fmt.Sprintf("the connection was %s right after %q was sent in clear text (no password was sent); the same connection had worked until then", cutWord(netErrKind(err)), what),
+		"something on the way cuts the connection when a login command is sent without encryption", "")
+	p.skipRest("no login", p.laterSteps()[1])
+}
+
+// wouldAcceptPlaintext records that the server would take the password
+// over an unencrypted connection, which the diagnoser did not do.
+func (p *prober) wouldAcceptPlaintext(st *stepRec, evidence string) {
+	st.skip(fmt.Sprintf("the server would accept the password without encryption (%s); not sent: rerun with --allow-plaintext to test the login", evidence))
+	p.note(SeverityWarning, "", "the server accepts passwords over an unencrypted connection on this port; the login was not tested",
+		evidence, fmt.Sprintf("Set the %s security to STARTTLS or SSL/TLS so that the password is encrypted.", role(p.svc)))
+	p.skipRest("login not tested", p.laterSteps()[1])
+}
+
+// noteCleartext records that a password was sent in clear text because
+// the user allowed it.
+func (p *prober) noteCleartext() {
+	p.note(SeverityInfo, "", "the password was sent without encryption, as --allow-plaintext permits", "",
+		fmt.Sprintf("Use STARTTLS or SSL/TLS for the %s.", role(p.svc)))
+}
+
+// sessionFailed records a failure in the middle of a session (no reply,
+// reset, garbage).
+func (p *prober) sessionFailed(st *stepRec, what string, err error) {
+	kind := netErrKind(err)
+	switch kind {
+	case nkTimeout:
+		st.fail(rootcause.ServerSlow, fmt.Sprintf("no complete answer to %s within %s", what, p.cfg.Timeout),
+			fmt.Sprintf("the server does not answer %s within %s", what, p.cfg.Timeout), "")
+	case nkReset, nkEOF:
+		st.fail(rootcause.TCPReset, fmt.Sprintf("the connection was %s after %s (no credentials had been sent)", cutWord(kind), what),
+			fmt.Sprintf("the connection to %s port %d is cut after %s", p.svc.Host, p.svc.Port, what), "")
+	default:
+		st.fail(rootcause.WrongProtocol, fmt.Sprintf("the answer to %s is not valid %s: %v", what, protoWord(p.svc), err),
+			fmt.Sprintf("the server's answer to %s is not valid %s", what, protoWord(p.svc)), "")
+	}
+}
+
+func cutWord(k netKind) string {
+	if k == nkEOF {
+		return "closed"
+	}
+	return "reset"
+}
+
+func hasUpper(s string) bool {
+	for _, r := range s {
+		if unicode.IsUpper(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// strippedToken returns a capability that is a rewritten STARTTLS/STLS: a
+// run of X's of the keyword's length, possibly ending in another letter,
+// as Cisco ESMTP/IMAP inspection writes them ("XXXXXXXA", "XXXXXXXX").
+func strippedToken(caps []string, keyword string) string {
+	for _, c := range caps {
+		c = strings.ToUpper(c)
+		xs := len(c) - len(strings.TrimLeft(c, "X"))
+		rest := c[xs:]
+		if xs < 3 {
+			continue
+		}
+		if rest == "" || (len(rest) == 1 && rest[0] >= 'A' && rest[0] <= 'Z' && len(c) == len(keyword)) {
+			return c
+		}
+	}
+	return ""
+}
+
+// maskedBanner reports a greeting whose text is asterisks, which Cisco
+// "fixup smtp"/ESMTP inspection writes over the real banner.
+func maskedBanner(greeting string) bool {
+	return strings.Count(greeting, "*") >= 8 && strings.Trim(strings.TrimPrefix(strings.TrimPrefix(greeting, "220-"), "220 "), "* 0") == ""
+}

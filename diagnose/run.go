@@ -1,0 +1,227 @@
+package diagnose
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/maillab/maillab/diagnose/certcheck"
+	"github.com/maillab/maillab/diagnose/dnsprobe"
+	"github.com/maillab/maillab/rootcause"
+)
+
+// Run probes every service of cfg concurrently and returns the report. An
+// error means the diagnoser could not run (a bad Config, an unreadable CA
+// file); everything wrong with the servers is in the Report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	c, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	roots, err := loadRoots(c)
+	if err != nil {
+		return nil, err
+	}
+	dc := &dnsprobe.Client{ResolvConf: c.ResolvConf, HostsFile: c.HostsFile, Timeout: c.Timeout}
+	if c.Resolver != "" {
+		dc.Servers = []string{c.Resolver}
+	}
+	if _, err := dc.ServerList(); err != nil {
+		return nil, &UsageError{Field: "resolv.conf", Msg: err.Error()}
+	}
+	env := &runEnv{
+		cfg:    c,
+		dns:    dc,
+		roots:  roots,
+		fetch:  certcheck.HTTPFetcher(c.Timeout),
+		gate:   newAuthGate(len(c.Services)),
+		domain: &domainInfo{name: c.Domain, done: make(chan struct{}), srv: map[string][]dnsprobe.SRV{}, notOffered: map[string]bool{}, srvResult: map[string]dnsprobe.Result{}},
+		hosts:  map[string]*hostLookup{},
+	}
+	// A safety net above the per-step deadlines: no run outlives it.
+	ctx, cancel := context.WithTimeout(ctx, 20*c.Timeout+5*time.Second)
+	defer cancel()
+	go env.lookupDomain(ctx)
+	probers := make([]*prober, len(c.Services))
+	var wg sync.WaitGroup
+	for i := range c.Services {
+		probers[i] = newProber(env, i)
+		wg.Add(1)
+		go func(p *prober) {
+			defer wg.Done()
+			p.run(ctx)
+		}(probers[i])
+	}
+	wg.Wait()
+	env.domain.wait(ctx)
+	return assemble(env, probers), nil
+}
+
+// loadRoots returns the system roots plus CAFile and CAPEM.
+func loadRoots(c Config) (*x509.CertPool, error) {
+	var pool *x509.CertPool
+	if !c.NoSystemRoots {
+		if sys, err := x509.SystemCertPool(); err == nil {
+			pool = sys.Clone()
+		}
+	}
+	if pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if c.CAFile != "" {
+		data, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, &UsageError{Field: "--ca", Msg: err.Error()}
+		}
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, &UsageError{Field: "--ca", Msg: fmt.Sprintf("%s: no PEM certificate found", c.CAFile)}
+		}
+	}
+	if len(c.CAPEM) > 0 && !pool.AppendCertsFromPEM(c.CAPEM) {
+		return nil, &UsageError{Field: "ca", Msg: "no PEM certificate in the extra roots"}
+	}
+	return pool, nil
+}
+
+// assemble turns the probes into a Report: cross-service judgements, the
+// root cause (lowest layer, then service order, then step order) and the
+// findings.
+func assemble(env *runEnv, probers []*prober) *Report {
+	rep := &Report{}
+	interceptionAcrossHosts(probers)
+	var all []*issue
+	for _, p := range probers {
+		p.rep.OK = !slices.ContainsFunc(p.rep.Steps, func(s Step) bool { return !s.OK })
+		if p.notForDomain != nil {
+			is := *p.notForDomain
+			is.stepIdx = -1
+			if p.rep.OK {
+				is.severity = SeverityWarning
+				is.summary += " (it works, so this may be a hosting provider's server)"
+			} else {
+				is.severity = SeverityError
+			}
+			all = append(all, &is)
+		}
+		all = append(all, p.issues...)
+		rep.Services = append(rep.Services, p.rep)
+	}
+	var root *issue
+	for _, is := range all {
+		if is.severity != SeverityError || is.code == "" {
+			continue
+		}
+		if root == nil || less(is, root) {
+			root = is
+		}
+	}
+	if root == nil {
+		rep.RootCause = rootcause.Healthy
+		var names []string
+		for _, p := range probers {
+			names = append(names, p.svc.Name)
+		}
+		rep.Summary = fmt.Sprintf("every configured service works: %s", strings.Join(names, ", "))
+		rep.Fix = "Nothing to fix on the server side: the account connects, encrypts, logs in and sends or fetches mail. If the mail client still fails, compare its settings with the ones tested here."
+		if skipped := skippedSteps(probers); skipped > 0 {
+			rep.Summary += fmt.Sprintf(" (%d step(s) were not tested; see the findings)", skipped)
+		}
+	} else {
+		rep.RootCause = root.code
+		rep.Summary = fmt.Sprintf("%s: %s", serviceLabel(probers, root.service), root.summary)
+		rep.Fix = root.fix
+	}
+	for _, is := range all {
+		if is == root {
+			continue
+		}
+		rep.Findings = append(rep.Findings, Finding{Code: is.code, Service: is.service, Severity: is.severity, Summary: is.summary, Evidence: is.evidence, Fix: is.fix})
+	}
+	slices.SortStableFunc(rep.Findings, func(a, b Finding) int { return severityRank(a.Severity) - severityRank(b.Severity) })
+	if rep.Findings == nil {
+		rep.Findings = []Finding{}
+	}
+	return rep
+}
+
+func less(a, b *issue) bool {
+	if la, lb := layer(a.code), layer(b.code); la != lb {
+		return la < lb
+	}
+	if a.svcIdx != b.svcIdx {
+		return a.svcIdx < b.svcIdx
+	}
+	return a.stepIdx < b.stepIdx
+}
+
+func severityRank(s string) int {
+	switch s {
+	case SeverityError:
+		return 0
+	case SeverityWarning:
+		return 1
+	}
+	return 2
+}
+
+func serviceLabel(probers []*prober, name string) string {
+	for _, p := range probers {
+		if p.svc.Name == name {
+			return p.label()
+		}
+	}
+	return name
+}
+
+func skippedSteps(probers []*prober) int {
+	n := 0
+	for _, p := range probers {
+		for _, s := range p.rep.Steps {
+			if s.Skipped {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// interceptionAcrossHosts turns "untrusted" verdicts into TLS_INTERCEPTED
+// when one untrusted issuer signed the certificates of hosts in different
+// registrable domains: no real CA setup does that, a TLS-inspecting
+// middlebox does.
+func interceptionAcrossHosts(probers []*prober) {
+	byIssuer := map[string][]*prober{}
+	for _, p := range probers {
+		if p.cert == nil || p.cert.Trusted {
+			continue
+		}
+		switch p.cert.Code {
+		case rootcause.TLSCertUntrusted, rootcause.TLSCertSelfSigned, rootcause.TLSCertChainIncomplete:
+			byIssuer[p.cert.IssuerKey] = append(byIssuer[p.cert.IssuerKey], p)
+		}
+	}
+	for _, ps := range byIssuer {
+		doms := map[string]bool{}
+		for _, p := range ps {
+			doms[certcheck.RegistrableDomain(p.svc.Host)] = true
+		}
+		if len(doms) < 2 {
+			continue
+		}
+		var hosts []string
+		for d := range doms {
+			hosts = append(hosts, d)
+		}
+		slices.Sort(hosts)
+		for _, p := range ps {
+			p.recode(p.certStep, rootcause.TLSIntercepted,
+				fmt.Sprintf("one untrusted issuer %q signed the certificates of servers in different domains (%s): a TLS-inspecting device re-signs them", p.cert.Issuer, strings.Join(hosts, ", ")),
+				defaultFix(rootcause.TLSIntercepted, p.svc))
+		}
+	}
+}

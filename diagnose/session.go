@@ -1,0 +1,171 @@
+package diagnose
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/maillab/maillab/diagnose/wire"
+)
+
+// Bounds of what one reply may hold. They are far above what real servers
+// send and far below what would hurt.
+const (
+	maxReplyLines    = 200       // SMTP multi-line replies (EHLO lists ~20)
+	maxIMAPResponse  = 256 << 10 // one IMAP response with literals
+	maxUntagged      = 2000      // untagged responses before a tagged one
+	maxPOP3Multiline = 1000      // CAPA lines
+)
+
+// session is one connection to a server: the TCP connection, the TLS
+// layer once there is one, and a bounded line reader. Every read and write
+// has a deadline of timeout from its start.
+type session struct {
+	raw     net.Conn
+	conn    net.Conn
+	r       *wire.Reader
+	timeout time.Duration
+	tls     *tls.ConnectionState
+	tag     int
+	// secretSent is set once a password went over this connection.
+	secretSent bool
+	stop       func() bool
+}
+
+func newSession(ctx context.Context, raw net.Conn, timeout time.Duration) *session {
+	s := &session{raw: raw, conn: raw, r: wire.NewReader(raw, 0), timeout: timeout}
+	// A cancelled run unblocks every read at once.
+	s.stop = context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
+	return s
+}
+
+// upgrade switches the session to a TLS connection. Anything the plaintext
+// reader had buffered is dropped (RFC 3207 §4.2, RFC 2595 §3.1); the caller
+// checks r.Buffered() before.
+func (s *session) upgrade(tc *tls.Conn) {
+	st := tc.ConnectionState()
+	s.tls = &st
+	s.conn = tc
+	s.r = wire.NewReader(tc, 0)
+}
+
+func (s *session) close() {
+	if s == nil {
+		return
+	}
+	if s.stop != nil {
+		s.stop()
+	}
+	// The TCP connection first: closing TLS first sends close_notify,
+	// which can block for seconds on a link that stopped draining.
+	s.raw.Close()
+	s.conn.Close()
+}
+
+func (s *session) arm() { s.conn.SetDeadline(time.Now().Add(s.timeout)) }
+
+// send writes one command line.
+func (s *session) send(line string) error {
+	s.arm()
+	_, err := io.WriteString(s.conn, line+"\r\n")
+	return err
+}
+
+func (s *session) readReply() (wire.Reply, error) {
+	s.arm()
+	return wire.ReadReply(s.r, maxReplyLines)
+}
+
+func (s *session) readLine() (string, error) {
+	s.arm()
+	return s.r.ReadLine()
+}
+
+// smtpCmd sends an SMTP command and reads its reply.
+func (s *session) smtpCmd(line string) (wire.Reply, error) {
+	if err := s.send(line); err != nil {
+		return wire.Reply{}, err
+	}
+	return s.readReply()
+}
+
+// imapCmd sends "TAG command" and reads untagged responses up to the tagged
+// one. A continuation request ("+") ends the read too; tagged is then the
+// continuation.
+func (s *session) imapCmd(command string) (tagged wire.Response, untagged []wire.Response, err error) {
+	s.tag++
+	tag := fmt.Sprintf("a%d", s.tag)
+	if err := s.send(tag + " " + command); err != nil {
+		return wire.Response{}, nil, err
+	}
+	return s.imapReadUntil(tag)
+}
+
+// imapReadUntil reads responses until the tagged response of tag or a
+// continuation request, within one deadline.
+func (s *session) imapReadUntil(tag string) (wire.Response, []wire.Response, error) {
+	s.arm()
+	var untagged []wire.Response
+	for {
+		resp, err := wire.ReadResponse(s.r, maxIMAPResponse)
+		if err != nil {
+			return resp, untagged, err
+		}
+		switch {
+		case resp.Tag == tag, resp.Tag == "+":
+			return resp, untagged, nil
+		case resp.Tag == "*" && resp.Status == "BYE":
+			// The server is closing; keep the BYE as the answer.
+			return resp, untagged, nil
+		}
+		if len(untagged) >= maxUntagged {
+			return resp, untagged, fmt.Errorf("%w: more than %d untagged responses", wire.ErrTooManyLines, maxUntagged)
+		}
+		if resp.Tag == "*" {
+			untagged = append(untagged, resp)
+		}
+	}
+}
+
+// pop3Cmd sends a POP3 command and reads the status line.
+func (s *session) pop3Cmd(line string) (wire.Status, error) {
+	if err := s.send(line); err != nil {
+		return wire.Status{}, err
+	}
+	l, err := s.readLine()
+	if err != nil {
+		return wire.Status{Raw: l}, err
+	}
+	return wire.ParseStatus(l)
+}
+
+// ehloName is the name the diagnoser gives in EHLO: an address literal of
+// its own end of the connection (RFC 5321 §4.1.4), which no server rejects
+// as a bad host name.
+func (s *session) ehloName() string {
+	if a, ok := s.raw.LocalAddr().(*net.TCPAddr); ok {
+		if ip4 := a.IP.To4(); ip4 != nil {
+			return "[" + ip4.String() + "]"
+		}
+		return "[IPv6:" + a.IP.String() + "]"
+	}
+	return "[127.0.0.1]"
+}
+
+// describeCmd hides secrets in a command line for evidence.
+func describeCmd(line string) string {
+	upper := strings.ToUpper(line)
+	for _, p := range []string{"AUTH PLAIN ", "AUTH LOGIN ", "PASS ", "AUTHENTICATE PLAIN "} {
+		if i := strings.Index(upper, p); i >= 0 {
+			return line[:i+len(p)] + "…"
+		}
+	}
+	if i := strings.Index(upper, " LOGIN "); i >= 0 {
+		return line[:i+len(" LOGIN ")] + "…"
+	}
+	return line
+}

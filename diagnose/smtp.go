@@ -1,0 +1,411 @@
+package diagnose
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/maillab/maillab/diagnose/wire"
+	"github.com/maillab/maillab/rootcause"
+	"github.com/maillab/maillab/settings"
+)
+
+// smtpFlow probes an SMTP service after its greeting: EHLO, STARTTLS,
+// AUTH, and a send test.
+func (p *prober) smtpFlow(ctx context.Context, s *session) {
+	ehlo, ok := p.smtpEHLO(s)
+	if !ok {
+		return
+	}
+	if p.svc.Security == settings.SecurityStartTLS {
+		if ehlo, ok = p.smtpStartTLS(ctx, s, ehlo); !ok {
+			return
+		}
+	}
+	authed, ok := p.smtpAuth(ctx, s, ehlo)
+	if !ok {
+		return
+	}
+	p.smtpSend(s, ehlo, authed)
+	s.smtpCmd("QUIT")
+}
+
+// smtpEHLO sends EHLO (HELO when EHLO is refused, RFC 5321 §4.1.1.1) and
+// records the capabilities step.
+func (p *prober) smtpEHLO(s *session) (wire.EHLO, bool) {
+	st := p.begin(StepCapabilities)
+	cmd := "EHLO " + s.ehloName()
+	rep, err := s.smtpCmd(cmd)
+	if err != nil {
+		p.sessionFailed(st, cmd, err)
+		p.skipRest("no capabilities", p.afterCaps()...)
+		return wire.EHLO{}, false
+	}
+	if rep.Code/100 == 5 && rep.Code != 554 {
+		rep2, err := s.smtpCmd("HELO " + s.ehloName())
+		if err == nil && rep2.Code == 250 {
+			st.pass(fmt.Sprintf("EHLO refused (%s); HELO accepted: no extensions (no STARTTLS, no AUTH)", rep.String()))
+			return wire.EHLO{Extensions: map[string][]string{}}, true
+		}
+	}
+	if rep.Code != 250 {
+		v := classifySMTPSend(stageGreeting, rep)
+		st.fail(v.code, rep.String(), "the server refused EHLO: "+v.meaning, "")
+		p.skipRest("EHLO refused", p.afterCaps()...)
+		return wire.EHLO{}, false
+	}
+	e := wire.ParseEHLO(rep)
+	st.pass(fmt.Sprintf("EHLO: %s %s", e.Domain, strings.Join(describeExtensions(e), " ")))
+	return e, true
+}
+
+func describeExtensions(e wire.EHLO) []string {
+	var out []string
+	for _, k := range e.Keywords {
+		if p := e.Extensions[k]; len(p) > 0 {
+			out = append(out, k+" "+strings.Join(p, " "))
+		} else {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// afterCaps are the steps after the capabilities.
+func (p *prober) afterCaps() []string {
+	var steps []string
+	if p.svc.Security == settings.SecurityStartTLS {
+		steps = append(steps, StepStartTLS)
+	}
+	return append(steps, p.laterSteps()...)
+}
+
+// smtpStartTLS upgrades with STARTTLS (RFC 3207) and repeats EHLO, whose
+// earlier answer must be discarded (§4.2).
+func (p *prober) smtpStartTLS(ctx context.Context, s *session, ehlo wire.EHLO) (wire.EHLO, bool) {
+	st := p.begin(StepStartTLS)
+	if tok := strippedToken(ehlo.Keywords, "STARTTLS"); tok != "" {
+		p.stripped(st, fmt.Sprintf("the EHLO reply lists %q where STARTTLS would be (Cisco ESMTP inspection rewrites it this way)", tok))
+		return ehlo, false
+	}
+	if !ehlo.Has("STARTTLS") {
+		if maskedBanner(p.greeting) {
+			p.stripped(st, fmt.Sprintf("the greeting is masked (%q) and EHLO lists no STARTTLS: an SMTP inspection device rewrites the session", p.greeting))
+			return ehlo, false
+		}
+		p.notOffered(st, "EHLO lists: "+strings.Join(ehlo.Keywords, " "))
+		return ehlo, false
+	}
+	rep, err := s.smtpCmd("STARTTLS")
+	if err != nil {
+		p.sessionFailed(st, "STARTTLS", err)
+		p.skipRest("no TLS", p.laterSteps()...)
+		return ehlo, false
+	}
+	if rep.Code != 220 {
+		p.refused(st, rep.String())
+		return ehlo, false
+	}
+	if !p.startTLSHandshake(ctx, st, s, rep.String()) {
+		return ehlo, false
+	}
+	rep, err = s.smtpCmd("EHLO " + s.ehloName())
+	if err != nil || rep.Code != 250 {
+		st2 := p.begin(StepCapabilities)
+		if err != nil {
+			p.sessionFailed(st2, "EHLO after STARTTLS", err)
+		} else {
+			v := classifySMTPSend(stageGreeting, rep)
+			st2.fail(v.code, rep.String(), "the server refused EHLO after STARTTLS: "+v.meaning, "")
+		}
+		p.skipRest("EHLO refused", p.laterSteps()...)
+		return ehlo, false
+	}
+	e := wire.ParseEHLO(rep)
+	step := &p.rep.Steps[st.idx]
+	step.Evidence += "; EHLO after TLS: " + strings.Join(describeExtensions(e), " ")
+	return e, true
+}
+
+// smtpAuth logs in once, if credentials are configured and it is safe.
+func (p *prober) smtpAuth(ctx context.Context, s *session, ehlo wire.EHLO) (authed, ok bool) {
+	st := p.begin(StepAuth)
+	defer p.env.gate.finish(p.idx)
+	proceed, noCreds := p.authGateCheck(ctx, st)
+	if !proceed || noCreds {
+		return false, proceed
+	}
+	plaintext := s.tls == nil
+	mechs := ehlo.AuthMechanisms()
+	if !ehlo.Has("AUTH") {
+		if plaintext && ehlo.Has("STARTTLS") {
+			st.fail(rootcause.AuthRequiresTLS, "EHLO offers STARTTLS but no AUTH: the server offers login only after STARTTLS",
+				"the server offers login only on an encrypted connection", "")
+		} else {
+			st.fail(rootcause.AuthMechUnsupported, "EHLO lists no AUTH: "+strings.Join(ehlo.Keywords, " "),
+				fmt.Sprintf("the server offers no login at all on port %d", p.svc.Port),
+				fmt.Sprintf("Port %d does not accept logins: use the provider's submission port (587 with STARTTLS or 465 with SSL/TLS).", p.svc.Port))
+		}
+		p.skipRest("no login", StepSend)
+		return false, false
+	}
+	if plaintext && !p.cfg.AllowPlaintext {
+		p.smtpPlainProbe(st, s, mechs)
+		return false, false
+	}
+	if onlyOAuth(mechs) {
+		st.fail(rootcause.AuthBasicDisabled, "AUTH "+strings.Join(mechs, " "), "the server offers only OAuth2 logins (no password mechanism)", "")
+		p.skipRest("no login", StepSend)
+		return false, false
+	}
+	mech := chooseMech(mechs, p.cfg.AuthMechs)
+	if mech == "" {
+		p.mechMismatch(st, mechs)
+		return false, false
+	}
+	if plaintext {
+		p.noteCleartext()
+	}
+	rep, err := p.smtpSASL(s, mech)
+	if err != nil {
+		p.authCut(st, "AUTH "+mech, err, plaintext)
+		return false, false
+	}
+	if rep.Code == 235 {
+		st.pass(fmt.Sprintf("AUTH %s: %s", mech, rep.String()))
+		return true, true
+	}
+	p.authFailed(st, classifySMTPAuth(rep), fmt.Sprintf("AUTH %s: %s", mech, rep.String()))
+	return false, false
+}
+
+// mechMismatch records no mechanism in common.
+func (p *prober) mechMismatch(st *stepRec, server []string) {
+	client := p.cfg.AuthMechs
+	if len(client) == 0 {
+		client = supportedMechs
+	}
+	st.fail(rootcause.AuthMechUnsupported,
+		fmt.Sprintf("the server offers %s; the client allows %s", strings.Join(server, " "), strings.Join(client, " ")),
+		"the client and the server have no authentication mechanism in common",
+		fmt.Sprintf("In the mail client, set the authentication method to one the server offers (%s); \"normal password\" over an encrypted connection is the usual choice.", strings.Join(server, ", ")))
+	p.skipRest("no login", p.laterSteps()[1])
+}
+
+// smtpPlainProbe learns, without sending a secret, whether the server
+// would take a login in clear text: "AUTH PLAIN" without an initial
+// response, cancelled with "*" if the server asks for it (RFC 4954 §4).
+func (p *prober) smtpPlainProbe(st *stepRec, s *session, mechs []string) {
+	for _, mech := range []string{"PLAIN", "LOGIN"} {
+		cmd := "AUTH " + mech
+		rep, err := s.smtpCmd(cmd)
+		if err != nil {
+			if k := netErrKind(err); k == nkReset || k == nkEOF {
+				p.plaintextCut(st, cmd, err)
+				return
+			}
+			p.sessionFailed(st, cmd, err)
+			p.skipRest("no login", StepSend)
+			return
+		}
+		switch {
+		case rep.Code == 334:
+			s.smtpCmd("*")
+			p.wouldAcceptPlaintext(st, fmt.Sprintf("%q was answered %q", cmd, rep.String()))
+			return
+		case rep.Code == 504 && mech == "PLAIN":
+			continue
+		}
+		v := classifySMTPAuth(rep)
+		if v.code == rootcause.AuthMechUnsupported {
+			continue
+		}
+		if v.code != rootcause.AuthRequiresTLS && v.code != rootcause.AuthBasicDisabled {
+			// A refusal of the bare command that is not about TLS: the
+			// server would not take a clear-text login either way.
+			v = verdict{code: rootcause.AuthRequiresTLS, meaning: "the server refuses logins without encryption"}
+		}
+		st.fail(v.code, fmt.Sprintf("%q (no password sent) was answered %q", cmd, rep.String()), "the server refused the login: "+v.meaning, "")
+		p.skipRest("no login", StepSend)
+		return
+	}
+	p.mechMismatch(st, mechs)
+}
+
+// smtpSASL runs one AUTH exchange (RFC 4954 §4) and returns the final
+// reply.
+func (p *prober) smtpSASL(s *session, mech string) (wire.Reply, error) {
+	c := newSASL(mech, p.cfg.Username, p.cfg.Password)
+	line := "AUTH " + mech
+	if ir := c.initial(); ir != nil {
+		line += " " + b64(ir)
+		s.secretSent = true
+	}
+	rep, err := s.smtpCmd(line)
+	for i := 0; i < 4 && err == nil && rep.Code == 334; i++ {
+		chal, derr := decodeChallenge(strings.Join(rep.Lines, ""))
+		var resp []byte
+		if derr == nil {
+			resp, derr = c.next(chal)
+		}
+		if derr != nil {
+			// RFC 4954 §4: "*" cancels the exchange.
+			return s.smtpCmd("*")
+		}
+		s.secretSent = true
+		rep, err = s.smtpCmd(b64(resp))
+	}
+	return rep, err
+}
+
+// smtpSend sends the test message: MAIL FROM with SIZE (RFC 1870), RCPT
+// TO, DATA, timing the transfer to tell a slow link from a slow server.
+func (p *prober) smtpSend(s *session, ehlo wire.EHLO, authed bool) {
+	st := p.begin(StepSend)
+	msg := p.message()
+	from := p.cfg.account()
+	to := p.cfg.SendTo
+	if to == "" {
+		to = from
+	}
+	if limit, ok := ehlo.Size(); ok && int64(len(msg)) > limit {
+		st.fail(rootcause.SMTPMessageTooLarge, fmt.Sprintf("the message has %d bytes; EHLO announces SIZE %d", len(msg), limit),
+			fmt.Sprintf("the message (%d bytes) is larger than the server's limit of %d bytes", len(msg), limit),
+			fmt.Sprintf("The server accepts messages up to %d bytes (%s); this one has %d. Send it without the large attachment, or share the file by link.", limit, humanBytes(limit), len(msg)))
+		return
+	}
+	mail := fmt.Sprintf("MAIL FROM:<%s>", from)
+	if ehlo.Has("SIZE") {
+		mail += fmt.Sprintf(" SIZE=%d", len(msg))
+	}
+	steps := []struct {
+		cmd   string
+		stage stage
+		want  int
+	}{{mail, stageMail, 250}, {fmt.Sprintf("RCPT TO:<%s>", to), stageRcpt, 250}, {"DATA", stageData, 354}}
+	var transcript []string
+	for _, c := range steps {
+		rep, err := s.smtpCmd(c.cmd)
+		if err != nil {
+			p.sessionFailed(st, c.cmd, err)
+			return
+		}
+		transcript = append(transcript, c.cmd+" → "+rep.String())
+		if rep.Code/100 != c.want/100 {
+			v := classifySMTPSend(c.stage, rep)
+			ev := strings.Join(transcript, "; ")
+			summary := "the server refused the message: " + v.meaning
+			fix := ""
+			if v.code == rootcause.SMTPRelayDenied && !authed {
+				summary = v.meaning + " (the client did not log in)"
+			}
+			if v.rule == "rcpt-unknown" {
+				fix = fmt.Sprintf("Check the recipient address %s: the server says it does not accept it.", to)
+			}
+			st.fail(v.code, ev, summary, fix)
+			return
+		}
+	}
+	start := time.Now()
+	n, err := writeData(s, msg)
+	elapsed := time.Since(start)
+	if err != nil {
+		if netErrKind(err) == nkTimeout {
+			rate := float64(n) / elapsed.Seconds()
+			st.fail(rootcause.LinkSlow, fmt.Sprintf("after %s only %d of %d bytes of the message were sent (%s/s)", elapsed.Round(time.Millisecond), n, len(msg)+5, humanBytes(int64(rate))),
+				fmt.Sprintf("the link sends only %s/s: the %s message cannot be sent within %s", humanBytes(int64(rate)), humanBytes(int64(len(msg))), p.cfg.Timeout),
+				fmt.Sprintf("The connection to %s moves only %s per second, too slow for this %s message. Check for bandwidth limits or a throttled line, send from a faster network, or make the message smaller.", p.svc.Host, humanBytes(int64(rate)), humanBytes(int64(len(msg)))))
+			return
+		}
+		p.sessionFailed(st, "the message data", err)
+		return
+	}
+	rep, err := s.readReply()
+	if err != nil {
+		if netErrKind(err) == nkTimeout {
+			st.fail(rootcause.ServerSlow, fmt.Sprintf("all %d bytes were sent in %s, then no reply within %s", n, elapsed.Round(time.Millisecond), p.cfg.Timeout),
+				fmt.Sprintf("the server did not confirm the message within %s", p.cfg.Timeout), "")
+			return
+		}
+		p.sessionFailed(st, "the message data", err)
+		return
+	}
+	transcript = append(transcript, fmt.Sprintf("%d bytes in %s → %s", n, elapsed.Round(100*time.Microsecond), rep.String()))
+	if rep.Code != 250 {
+		v := classifySMTPSend(stageDataEnd, rep)
+		st.fail(v.code, strings.Join(transcript, "; "), "the server refused the message: "+v.meaning, "")
+		return
+	}
+	st.pass(strings.Join(transcript, "; "))
+}
+
+// writeData writes the dot-stuffed message and the final ".", in chunks,
+// returning how many bytes went out before an error.
+func writeData(s *session, msg []byte) (int, error) {
+	data := dotStuff(msg)
+	s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+	written := 0
+	for written < len(data) {
+		end := min(written+4096, len(data))
+		n, err := s.conn.Write(data[written:end])
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// dotStuff converts a message to the DATA wire form (RFC 5321 §4.5.2):
+// CRLF line ends, a leading "." doubled, and the terminating ".".
+func dotStuff(msg []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(msg) + 64)
+	lines := bytes.Split(bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n")), []byte("\n"))
+	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	for _, l := range lines {
+		if bytes.HasPrefix(l, []byte(".")) {
+			b.WriteByte('.')
+		}
+		b.Write(l)
+		b.WriteString("\r\n")
+	}
+	b.WriteString(".\r\n")
+	return b.Bytes()
+}
+
+// message returns the message of the send test.
+func (p *prober) message() []byte {
+	if len(p.cfg.Message) > 0 {
+		return p.cfg.Message
+	}
+	from := p.cfg.account()
+	to := p.cfg.SendTo
+	if to == "" {
+		to = from
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	return []byte(fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: maillab diagnose test message\r\nDate: %s\r\nMessage-ID: <%s@maillab.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis message was sent by \"maillab diagnose\" to check that this account can send mail.\r\nIt can be deleted.\r\n",
+		from, to, p.cfg.Now().Format(time.RFC1123Z), hex.EncodeToString(id[:])))
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 10<<20:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 10<<10:
+		return fmt.Sprintf("%d kB", n>>10)
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

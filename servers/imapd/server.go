@@ -1,0 +1,513 @@
+// Package imapd is the lab's IMAP server (RFC 3501, IMAP4rev1): go-imap's
+// imapserver speaking the protocol, maillab's mailstore holding the mail
+// (the same mailboxes that SMTP delivers into and POP3 reads) and the
+// shared auth.Authenticator deciding logins, so a lockout or an expired
+// password looks the same over every protocol.
+//
+// A Server serves plaintext listeners (port 143 style, with STARTTLS when
+// Config.TLSConfig is set) and listeners that hand out *tls.Conn (port 993
+// style, implicit TLS). Every accepted connection gets its own
+// imapserver.Server, so each session has its own transcript writer.
+package imapd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/maillab/maillab/servers/auth"
+	"github.com/maillab/maillab/servers/mailstore"
+)
+
+// DefaultHandshakeTimeout bounds the TLS handshake of an implicit-TLS
+// connection when Config.HandshakeTimeout is zero. It matches go-imap's
+// own limit for reading a command before login.
+const DefaultHandshakeTimeout = 30 * time.Second
+
+// ErrServerClosed is returned by Serve when it is called after Close or
+// Shutdown.
+var ErrServerClosed = errors.New("imapd: server closed")
+
+// Config configures a Server. Store and Auth are required; the zero value
+// of every other field is usable.
+type Config struct {
+	// Hostname names the server in log records and in the BYE sent when
+	// the server shuts down. Empty means "maillab".
+	Hostname string
+	// Service is the lab service name passed to the authenticator in
+	// auth.Request.Service, "imap" or "imaps". Empty means "imap".
+	Service string
+	// Store holds the accounts and their mailboxes.
+	Store *mailstore.Store
+	// Auth decides every LOGIN and AUTHENTICATE.
+	Auth auth.Authenticator
+	// TLSConfig enables STARTTLS (RFC 3501 §6.2.1) on plaintext
+	// connections; nil means STARTTLS is neither advertised nor accepted.
+	// Implicit-TLS listeners are set up by the caller (tls.NewListener);
+	// this field is not used for them.
+	TLSConfig *tls.Config
+	// AllowInsecureAuth permits LOGIN and AUTHENTICATE before TLS. When
+	// false, the greeting and CAPABILITY list LOGINDISABLED on a plaintext
+	// connection and LOGIN gets "NO [PRIVACYREQUIRED]" (RFC 3501 §6.2.3,
+	// RFC 5530).
+	AllowInsecureAuth bool
+	// Mechanisms are the SASL mechanisms offered by AUTHENTICATE, by the
+	// names auth.NewSASLServer knows (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER).
+	// PLAIN is always offered (added first when missing); nil means PLAIN
+	// only.
+	Mechanisms []string
+	// HandshakeTimeout bounds the TLS handshake of connections accepted as
+	// *tls.Conn whose handshake has not been done yet. Zero means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Logger receives the server's records; nil discards them.
+	Logger *slog.Logger
+	// Transcript, if set, is called once for every accepted connection
+	// (after the TLS handshake of an implicit-TLS connection) and returns
+	// the writer that receives the raw plaintext bytes of that connection,
+	// both directions, credentials included; it may return nil. The server
+	// serializes writes to it, passes each library read or flush as one
+	// Write, and ignores its errors after logging the first one, so a
+	// broken transcript never breaks a session.
+	Transcript func(c net.Conn) io.Writer
+}
+
+// Server is the lab's IMAP server. Create it with New, start it with
+// Serve, stop it with Close or Shutdown.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	mechs []string
+	caps  imap.CapSet
+
+	done     chan struct{} // closed when Close or Shutdown starts
+	doneOnce sync.Once
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	sessions  sync.WaitGroup // one count per accepted connection
+}
+
+// capabilities advertised besides the ones go-imap adds by itself
+// (SASL-IR, LITERAL-, STARTTLS, AUTH=, LOGINDISABLED, UNSELECT, ENABLE,
+// IDLE, UTF8=ACCEPT). Each needs the session's support: NAMESPACE and MOVE
+// through SessionNamespace and SessionMove, UIDPLUS through UID EXPUNGE
+// and the UIDs returned by Append and Copy, BINARY through Fetch, CHILDREN
+// and STATUS=SIZE through List and Status.
+var serverCaps = []imap.Cap{
+	imap.CapIMAP4rev1,
+	imap.CapNamespace, // RFC 2342
+	imap.CapUIDPlus,   // RFC 4315
+	imap.CapMove,      // RFC 6851
+	imap.CapBinary,    // RFC 3516
+	imap.CapChildren,  // RFC 3348
+	imap.CapStatusSize,
+}
+
+// New returns a server for cfg. The configuration is checked by Serve.
+func New(cfg Config) *Server {
+	if cfg.Hostname == "" {
+		cfg.Hostname = "maillab"
+	}
+	if cfg.Service == "" {
+		cfg.Service = "imap"
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mechs := []string{auth.MechPlain}
+	for _, m := range cfg.Mechanisms {
+		m = strings.ToUpper(m)
+		if !slices.Contains(mechs, m) {
+			mechs = append(mechs, m)
+		}
+	}
+	caps := make(imap.CapSet, len(serverCaps))
+	for _, c := range serverCaps {
+		caps[c] = struct{}{}
+	}
+	return &Server{
+		cfg:       cfg,
+		log:       log.With("server", "imap", "service", cfg.Service, "hostname", cfg.Hostname),
+		mechs:     mechs,
+		caps:      caps,
+		done:      make(chan struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+}
+
+// check reports a configuration that cannot serve.
+func (s *Server) check() error {
+	if s.cfg.Store == nil {
+		return errors.New("imapd: config has no Store")
+	}
+	if s.cfg.Auth == nil {
+		return errors.New("imapd: config has no Auth")
+	}
+	for _, m := range s.mechs {
+		if auth.NewSASLServer(m, func(string, string) error { return nil }) == nil {
+			return fmt.Errorf("imapd: unknown SASL mechanism %q", m)
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections on ln and serves each in its own goroutine
+// until Close or Shutdown, when it returns nil. It returns ErrServerClosed
+// if the server was already stopped, and an error for an invalid Config or
+// a listener that fails. Serve closes ln when it returns. Several Serve
+// calls may run at once on different listeners.
+func (s *Server) Serve(ln net.Listener) error {
+	defer ln.Close()
+	if err := s.check(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.stopping() {
+				return nil
+			}
+			var temp interface{ Temporary() bool }
+			if errors.As(err, &temp) && temp.Temporary() {
+				// Out of file descriptors and the like: wait and retry,
+				// as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+				}
+				continue
+			}
+			return fmt.Errorf("imapd: accept on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			c.raw.Close()
+			c.cancel()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.sessions.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// stopping reports whether Close or Shutdown has begun; it is set before
+// the listeners are closed.
+func (s *Server) stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// stopAccepting closes the listeners, then tells the sessions.
+func (s *Server) stopAccepting() {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	s.doneOnce.Do(func() { close(s.done) })
+}
+
+// Close stops the server now: it closes the listeners and every
+// connection without a goodbye, then waits until every session has ended.
+// It is safe to call more than once and after Shutdown, and returns nil.
+func (s *Server) Close() error {
+	s.stopAccepting()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.abort()
+	}
+	s.mu.Unlock()
+	s.sessions.Wait()
+	return nil
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, says
+// "* BYE" to every session waiting in IDLE (RFC 2177; a client in IDLE is
+// between commands, so nothing is cut short), and waits for the other
+// sessions to end (LOGOUT or disconnect). If ctx ends first, Shutdown
+// closes the remaining connections as Close does and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopAccepting() // sessions in IDLE see s.done and say BYE
+	ended := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		<-ended
+		return ctx.Err()
+	}
+}
+
+// conn is one accepted connection and its per-connection imapserver.
+type conn struct {
+	srv    *Server
+	nc     net.Conn // as accepted; *tls.Conn on implicit-TLS listeners
+	raw    net.Conn // the TCP connection below any TLS
+	ln     *oneConnListener
+	ctx    context.Context // ends with the connection; bounds auth calls
+	cancel context.CancelFunc
+	log    *slog.Logger
+
+	// closedByUs is set before the server itself closes the connection,
+	// so the library's complaints about the closed socket are not logged
+	// as problems.
+	closedByUs atomic.Bool
+
+	mu       sync.Mutex
+	imapConn *imapserver.Conn // set by newSession
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		srv:    s,
+		nc:     nc,
+		raw:    raw,
+		ln:     newOneConnListener(nc),
+		ctx:    ctx,
+		cancel: cancel,
+		log:    s.log.With("remote", addrString(nc.RemoteAddr())),
+	}
+}
+
+// serve runs one connection: the TLS handshake of an implicit-TLS
+// connection, then an imapserver.Server of its own whose only connection
+// it is.
+func (c *conn) serve() {
+	s := c.srv
+	defer func() {
+		c.cancel()
+		c.raw.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.sessions.Done()
+	}()
+
+	c.log.Debug("connection opened")
+	defer c.log.Debug("connection closed")
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// A listener from tls.NewListener hands out connections whose
+		// handshake has not happened; go-imap would do it lazily at the
+		// first read, after the session started. Doing it here keeps TLS
+		// failures out of the IMAP session and bounds their time. A
+		// connection already handshaken returns at once.
+		ctx, cancel := context.WithTimeout(c.ctx, s.cfg.HandshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			if !c.closedByUs.Load() {
+				c.log.Info("tls handshake failed", "err", err)
+			}
+			return
+		}
+	}
+
+	var debug io.Writer
+	if s.cfg.Transcript != nil {
+		if w := s.cfg.Transcript(c.nc); w != nil {
+			debug = &transcriptWriter{w: w, log: c.log}
+		}
+	}
+	is := imapserver.New(&imapserver.Options{
+		NewSession:   c.newSession,
+		Caps:         s.caps,
+		Logger:       libraryLogger{c},
+		TLSConfig:    s.cfg.TLSConfig,
+		InsecureAuth: s.cfg.AllowInsecureAuth,
+		DebugWriter:  debug,
+	})
+	// Serve returns once the session has ended: the session's Close
+	// closes the one-connection listener.
+	if err := is.Serve(c.ln); err != nil {
+		c.log.Error("serve connection", "err", err)
+	}
+	is.Close() // closes the connection if go-imap still holds it
+}
+
+func (c *conn) newSession(ic *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	c.mu.Lock()
+	c.imapConn = ic
+	c.mu.Unlock()
+	return &session{c: c, log: c.log}, nil, nil
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// sessionEnded is called by the session's Close, the last call go-imap
+// makes on a connection: it closes the connection (sending a TLS
+// close_notify where there is TLS) and lets serve return.
+func (c *conn) sessionEnded() {
+	c.mu.Lock()
+	ic := c.imapConn
+	c.mu.Unlock()
+	if ic != nil {
+		ic.NetConn().Close()
+	}
+	c.raw.Close()
+	c.ln.Close()
+	c.cancel()
+}
+
+// abort closes the connection at once, below TLS.
+func (c *conn) abort() {
+	c.closedByUs.Store(true)
+	c.cancel()
+	c.raw.Close()
+	c.ln.Close()
+}
+
+// bye ends the session with an untagged BYE (RFC 3501 §7.1.5).
+func (c *conn) bye(text string) {
+	c.mu.Lock()
+	ic := c.imapConn
+	c.mu.Unlock()
+	c.closedByUs.Store(true)
+	if ic == nil {
+		c.abort()
+		return
+	}
+	if err := ic.Bye(text); err != nil {
+		c.log.Debug("bye", "err", err)
+	}
+}
+
+// oneConnListener hands out one connection, then blocks until closed, so
+// that an imapserver.Server serves exactly that connection.
+type oneConnListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newOneConnListener(c net.Conn) *oneConnListener {
+	l := &oneConnListener{addr: c.LocalAddr(), conns: make(chan net.Conn, 1), closed: make(chan struct{})}
+	l.conns <- c
+	return l
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.closed:
+		return nil, net.ErrClosed
+	default:
+	}
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return l.addr }
+
+// transcriptWriter serializes the library's writes (the reading goroutine
+// tees what it reads while an IDLE goroutine may write updates) and keeps
+// transcript errors from failing the connection: go-imap tees through
+// io.MultiWriter and io.TeeReader, which would pass them on.
+type transcriptWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	failed bool
+	log    *slog.Logger
+}
+
+func (t *transcriptWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.failed {
+		if _, err := t.w.Write(p); err != nil {
+			t.failed = true
+			t.log.Warn("transcript write failed; transcript stopped for this session", "err", err)
+		}
+	}
+	return len(p), nil
+}
+
+// libraryLogger passes go-imap's log lines to the connection's logger:
+// panics as errors, complaints after the server closed the connection
+// itself as debug, the rest as warnings.
+type libraryLogger struct{ c *conn }
+
+func (l libraryLogger) Printf(format string, args ...any) {
+	msg := strings.TrimSpace(fmt.Sprintf(format, args...))
+	level := slog.LevelWarn
+	switch {
+	case strings.HasPrefix(format, "panic"):
+		level = slog.LevelError
+	case l.c.closedByUs.Load():
+		level = slog.LevelDebug
+	}
+	l.c.log.Log(context.Background(), level, "imapserver: "+msg)
+}
+
+var (
+	_ net.Listener       = (*oneConnListener)(nil)
+	_ io.Writer          = (*transcriptWriter)(nil)
+	_ imapserver.Logger  = libraryLogger{}
+	_ imapserver.Session = (*session)(nil)
+)

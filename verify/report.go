@@ -1,0 +1,139 @@
+package verify
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteTable prints the result table and the summary line
+// "N passed, M failed"; misses are explained below the table.
+func (s *Summary) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tEXPECTED\tDIAGNOSED\tRESULT\tTIME")
+	for _, o := range s.Outcomes {
+		got := o.Diagnosed
+		if got == "" {
+			got = "-"
+		}
+		res := "PASS"
+		if !o.Pass {
+			res = "FAIL"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Scenario, o.Expected, got, res, roundDur(o.Elapsed))
+	}
+	tw.Flush()
+	if s.Failed > 0 {
+		fmt.Fprintln(w, "\nMisses:")
+		for _, o := range s.Outcomes {
+			if o.Pass {
+				continue
+			}
+			o.WriteMiss(w)
+		}
+	}
+	fmt.Fprintf(w, "\n%d passed, %d failed (%s, diagnoser: %s)\n", s.Passed, s.Failed, roundDur(s.Elapsed), s.Diagnoser)
+}
+
+// WriteMiss explains a failed scenario: the customer's story, what was
+// expected, and the diagnoser's answer with its evidence.
+func (o Outcome) WriteMiss(w io.Writer) {
+	fmt.Fprintf(w, "\n  %s: expected %s, diagnosed %s\n", o.Scenario, o.Expected, orDash(o.Diagnosed))
+	fmt.Fprintf(w, "    story:    %s\n", oneLine(o.Story))
+	if o.Error != "" {
+		fmt.Fprintf(w, "    error:    %s\n", oneLine(o.Error))
+	}
+	if o.Summary != "" {
+		fmt.Fprintf(w, "    summary:  %s\n", oneLine(o.Summary))
+	}
+	for _, line := range strings.Split(strings.TrimSpace(o.Evidence), "\n") {
+		if line != "" {
+			fmt.Fprintf(w, "    evidence: %s\n", oneLine(line))
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func roundDur(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(100 * time.Microsecond)
+}
+
+// WriteJSON writes the summary as JSON.
+func (s *Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Time     string      `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Class   string        `xml:"classname,attr"`
+	Name    string        `xml:"name,attr"`
+	Time    string        `xml:"time,attr"`
+	Failure *junitFailure `xml:"failure,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes the summary as JUnit XML, as CI systems read it: one
+// test case per scenario, a failure element for each miss.
+func (s *Summary) WriteJUnit(w io.Writer) error {
+	suite := junitSuite{Name: "maillab verify", Tests: len(s.Outcomes), Failures: s.Failed, Time: secs(s.Elapsed)}
+	for _, o := range s.Outcomes {
+		c := junitCase{Class: "maillab.catalog", Name: o.Scenario, Time: secs(o.Elapsed)}
+		if !o.Pass {
+			var b strings.Builder
+			o.WriteMiss(&b)
+			msg := fmt.Sprintf("expected %s, diagnosed %s", o.Expected, orDash(o.Diagnosed))
+			typ := "WrongRootCause"
+			if o.Error != "" {
+				typ = "DiagnoserError"
+			}
+			c.Failure = &junitFailure{Message: msg, Type: typ, Text: strings.TrimSpace(b.String())}
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(junitSuites{Suites: []junitSuite{suite}}); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
