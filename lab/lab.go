@@ -95,6 +95,9 @@ type Options struct {
 	// HandshakeTimeout bounds a TLS handshake on implicit-TLS ports;
 	// default 10s.
 	HandshakeTimeout time.Duration
+	// CloseGrace is how long Close lets running sessions finish before it
+	// cuts them; default 2s.
+	CloseGrace time.Duration
 }
 
 // Lab is a mail provider on loopback. Between New and Start its exported
@@ -214,6 +217,9 @@ func New(opts Options) (l *Lab, err error) {
 	}
 	if opts.HandshakeTimeout == 0 {
 		opts.HandshakeTimeout = 10 * time.Second
+	}
+	if opts.CloseGrace == 0 {
+		opts.CloseGrace = 2 * time.Second
 	}
 	l = &Lab{
 		Domain:  opts.Domain,
@@ -498,9 +504,9 @@ func (l *Lab) CustomerSettings() (*settings.Settings, error) {
 	return s, nil
 }
 
-// Close stops every server, waits up to two seconds for sessions to end
-// (then cuts them), and removes the lab directory if New created it. It is
-// safe to call more than once.
+// Close stops every server, waits up to Options.CloseGrace for sessions to
+// end (then cuts them), and removes the lab directory if New created it. It
+// is safe to call more than once.
 func (l *Lab) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -512,7 +518,7 @@ func (l *Lab) Close() error {
 	closers := l.closers
 	l.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.CloseGrace)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, f := range shutdown {

@@ -31,7 +31,7 @@ func Test(t *testing.T, diagnose func(ctx context.Context, s *settings.Settings)
 	for _, sc := range cat {
 		t.Run(sc.Name, func(t *testing.T) {
 			t.Parallel()
-			r, err := sc.Start(lab.Options{})
+			r, err := sc.Start(lab.Options{CloseGrace: 100 * time.Millisecond})
 			if err != nil {
 				t.Fatalf("start %s: %v", sc.Name, err)
 			}

@@ -30,7 +30,9 @@ type Options struct {
 	// of the time is spent waiting).
 	Parallel int
 	// Lab are the options of every scenario's lab (each gets its own
-	// ports and directory).
+	// ports and directory). A zero CloseGrace becomes 100 ms: sessions a
+	// fault holds (a delayed greeting, a throttled transfer) are cut
+	// rather than waited for.
 	Lab lab.Options
 	// OnStart and OnDone report progress; they may be nil. They are
 	// called from several goroutines.
@@ -108,6 +110,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	d := opts.Diagnoser
 	if d == nil {
 		d = Bundled{}
+	}
+	if opts.Lab.CloseGrace == 0 {
+		opts.Lab.CloseGrace = 100 * time.Millisecond
 	}
 	par := opts.Parallel
 	if par <= 0 {

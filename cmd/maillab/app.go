@@ -106,6 +106,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // checkCommand refuses an unknown command name with the valid ones
 // (urfave/cli would print a help-topic error and exit 3).
 func checkCommand(app *cli.App, args []string) error {
+	if args[len(args)-1] == "--generate-bash-completion" {
+		return nil
+	}
 	for _, a := range args[1:] {
 		if strings.HasPrefix(a, "-") {
 			continue

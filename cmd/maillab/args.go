@@ -12,7 +12,8 @@ import (
 // urfave/cli v2, stops at the first positional argument). Everything after
 // "--" is left alone.
 func reorderArgs(app *cli.App, args []string) []string {
-	if len(args) < 2 {
+	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
+		// Shell completion wants the words as typed.
 		return args
 	}
 	out := []string{args[0]}
