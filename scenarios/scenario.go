@@ -247,7 +247,13 @@ func reserveDeadResolver(l *lab.Lab) (string, error) {
 		}
 		l.OnClose(udp.Close)
 		l.OnClose(tcp.Close)
-		return udp.Addr().String(), nil
+		addr := udp.Addr().(*net.UDPAddr)
+		if addr.IP.IsUnspecified() {
+			// Bound on every interface (a container): tell clients the
+			// advertised address.
+			return net.JoinHostPort(l.Primary.AdvertisedIP, fmt.Sprint(addr.Port)), nil
+		}
+		return addr.String(), nil
 	}
 	return "", fmt.Errorf("could not reserve a port for the unreachable resolver")
 }
