@@ -116,9 +116,11 @@ type Spec struct {
 	OneIn int
 	// Params is the mapping of the fault's own parameters (may be nil).
 	Params *yaml.Node
-	// File and Line locate the spec, for errors.
-	File string
-	Line int
+	// File, Line and Field (e.g. "faults[2]") locate the spec, for
+	// errors.
+	File  string
+	Line  int
+	Field string
 }
 
 // Knobs are the keys every fault spec may have besides its parameters.
@@ -153,6 +155,9 @@ func (s *Selection) Has(name string) bool {
 // file, line and field and list the valid choices.
 func New(spec Spec) (lab.Fault, error) {
 	errAt := func(field, format string, args ...any) error {
+		if spec.Field != "" {
+			field = strings.TrimSuffix(spec.Field+"."+field, ".")
+		}
 		return &yamlx.Error{File: spec.File, Line: spec.Line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
 	d, ok := registry[spec.Type]
@@ -182,7 +187,7 @@ func New(spec Spec) (lab.Fault, error) {
 	if d.Params != nil {
 		params = d.Params()
 		if spec.Params != nil {
-			if err := yamlx.Decode(spec.File, spec.Params, "", params); err != nil {
+			if err := yamlx.Decode(spec.File, spec.Params, spec.Field, params); err != nil {
 				return nil, err
 			}
 		}
@@ -192,7 +197,7 @@ func New(spec Spec) (lab.Fault, error) {
 			}
 		}
 	} else if spec.Params != nil && len(spec.Params.Content) > 0 {
-		return nil, &yamlx.Error{File: spec.File, Line: spec.Params.Content[0].Line, Field: spec.Params.Content[0].Value,
+		return nil, &yamlx.Error{File: spec.File, Line: spec.Params.Content[0].Line, Field: strings.TrimPrefix(spec.Field+"."+spec.Params.Content[0].Value, "."),
 			Msg: fmt.Sprintf("fault %s has no parameters; valid keys: %s", d.Name, strings.Join(Knobs, ", "))}
 	}
 	names := spec.Services
@@ -242,7 +247,7 @@ func Closest(s string, candidates []string, n int) []string {
 		d    int
 	}
 	var list []scored
-	limit := max(2, len(s)/2)
+	limit := max(2, len(s)/4)
 	for _, c := range candidates {
 		d := levenshtein(strings.ToLower(s), strings.ToLower(c))
 		if strings.Contains(c, s) || strings.Contains(s, c) {

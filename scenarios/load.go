@@ -213,13 +213,13 @@ func parseFaults(file string, n *yaml.Node) ([]faults.Spec, error) {
 		field := fmt.Sprintf("faults[%d]", i)
 		if item.Kind == yaml.ScalarNode {
 			// "- drop" is short for "- type: drop".
-			out = append(out, faults.Spec{Type: item.Value, File: file, Line: item.Line})
+			out = append(out, faults.Spec{Type: item.Value, File: file, Line: item.Line, Field: field})
 			continue
 		}
 		if item.Kind != yaml.MappingNode {
 			return nil, yamlx.Errorf(file, item, field, "expected a fault: a mapping with a type")
 		}
-		spec := faults.Spec{File: file, Line: item.Line}
+		spec := faults.Spec{File: file, Line: item.Line, Field: field}
 		params := &yaml.Node{Kind: yaml.MappingNode, Line: item.Line}
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]

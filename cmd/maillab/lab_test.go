@@ -78,3 +78,31 @@ func fmtInt(i int) string {
 		}
 	}
 }
+
+// TestVerifyCommand runs `maillab verify` on two scenarios with the wrong
+// example diagnoser: one passes, one fails, exit 1, and the miss is
+// explained.
+func TestVerifyCommand(t *testing.T) {
+	script, err := filepath.Abs("../../examples/external-diagnoser/always-auth-failed.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	junit := filepath.Join(t.TempDir(), "verify.xml")
+	code := run([]string{"maillab", "verify", "--run", "^(healthy|wrong-password)$", "--diagnoser", script, "--junit", junit}, &stdout, &stderr)
+	if code != exitFinding {
+		t.Errorf("exit code %d, want %d; stderr: %s", code, exitFinding, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"PASS wrong-password", "FAIL healthy", "1 passed, 1 failed", "healthy: expected HEALTHY, diagnosed AUTH_FAILED", "story:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if data, err := os.ReadFile(junit); err != nil || !strings.Contains(string(data), `failures="1"`) {
+		t.Errorf("JUnit file: %v\n%s", err, data)
+	}
+	if code := run([]string{"maillab", "verify", "--run", "no-such-scenario"}, &stdout, &stderr); code != exitUsage {
+		t.Errorf("verify --run matching nothing: exit %d, want %d", code, exitUsage)
+	}
+}

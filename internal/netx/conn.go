@@ -233,3 +233,44 @@ func (s *StallTLS) Write(b []byte) (int, error) {
 	}
 	return s.Conn.Write(b)
 }
+
+// ResetAfterBytes lets the server send Bytes octets and then cuts the
+// connection with an RST, as a middlebox or a crashing server does in the
+// middle of a transfer.
+type ResetAfterBytes struct {
+	Wrapped
+	Bytes int64
+	// OnReset is called once, just before the RST.
+	OnReset func()
+
+	mu   sync.Mutex
+	sent int64
+	cut  bool
+}
+
+// NewResetAfterBytes wraps c.
+func NewResetAfterBytes(c net.Conn, n int64) *ResetAfterBytes {
+	return &ResetAfterBytes{Wrapped: Wrapped{c}, Bytes: n}
+}
+
+func (r *ResetAfterBytes) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	if r.cut {
+		r.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	room := r.Bytes - r.sent
+	if int64(len(b)) < room {
+		r.sent += int64(len(b))
+		r.mu.Unlock()
+		return r.Conn.Write(b)
+	}
+	r.cut = true
+	r.mu.Unlock()
+	n, _ := r.Conn.Write(b[:room])
+	if r.OnReset != nil {
+		r.OnReset()
+	}
+	Reset(r.Conn)
+	return n, net.ErrClosed
+}
