@@ -34,8 +34,8 @@ type Options struct {
 	// fault holds (a delayed greeting, a throttled transfer) are cut
 	// rather than waited for.
 	Lab lab.Options
-	// OnStart and OnDone report progress; they may be nil. They are
-	// called from several goroutines.
+	// OnStart and OnDone report progress; they may be nil. Run calls
+	// them one at a time.
 	OnStart func(name string)
 	OnDone  func(Outcome)
 }
@@ -119,6 +119,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		par = 4 * runtime.NumCPU()
 	}
 	start := time.Now()
+	var report sync.Mutex // serialises the progress callbacks
 	out := make([]Outcome, len(list))
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
@@ -134,11 +135,15 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 			}
 			defer func() { <-sem }()
 			if opts.OnStart != nil {
+				report.Lock()
 				opts.OnStart(sc.Name)
+				report.Unlock()
 			}
 			out[i] = runOne(ctx, sc, d, opts.Lab)
 			if opts.OnDone != nil {
+				report.Lock()
 				opts.OnDone(out[i])
+				report.Unlock()
 			}
 		}()
 	}
