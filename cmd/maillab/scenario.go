@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -59,6 +62,14 @@ Examples:
 				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print name, title, section, root cause, story and fix as JSON", EnvVars: []string{"MAILLAB_JSON"}}},
 				Action: func(c *cli.Context) error {
 					return listScenarios(c.App.Writer, c.Bool("json"))
+				},
+			},
+			{
+				Name:  "faults",
+				Usage: "list the fault types a scenario file can use, with their parameters and defaults",
+				Action: func(c *cli.Context) error {
+					listFaults(c.App.Writer)
+					return nil
 				},
 			},
 			{
@@ -146,6 +157,57 @@ func listScenarios(w io.Writer, asJSON bool) error {
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d scenarios. maillab scenario show NAME explains one; maillab scenario NAME starts it.\n", len(cat))
 	return nil
+}
+
+// listFaults prints every fault type: layer, summary, the shared knobs it
+// takes and its own parameters with their defaults.
+func listFaults(w io.Writer) {
+	for _, d := range faults.Definitions() {
+		fmt.Fprintf(w, "%s (%s)\n  %s\n", d.Name, d.Layer, d.Summary)
+		knobs := []string{}
+		if !d.NoServices {
+			knobs = append(knobs, "services")
+		}
+		if d.PerConnection {
+			knobs = append(knobs, "after_connections", "one_in")
+		}
+		if len(knobs) > 0 {
+			fmt.Fprintf(w, "  knobs: %s\n", strings.Join(knobs, ", "))
+		}
+		if d.Params != nil {
+			fmt.Fprintf(w, "  parameters (defaults): %s\n", strings.Join(paramDefaults(reflect.ValueOf(d.Params()).Elem()), ", "))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// paramDefaults renders a parameter struct as "key: value" by yaml tag.
+func paramDefaults(v reflect.Value) []string {
+	var out []string
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			out = append(out, paramDefaults(v.Field(i))...)
+			continue
+		}
+		if name == "" || !f.IsExported() {
+			continue
+		}
+		var val string
+		switch x := v.Field(i).Interface().(type) {
+		case time.Duration:
+			val = x.String()
+		case []string:
+			val = "[" + strings.Join(x, ", ") + "]"
+		case string:
+			val = strconv.Quote(x)
+		default:
+			val = fmt.Sprint(x)
+		}
+		out = append(out, name+": "+val)
+	}
+	return out
 }
 
 func showScenario(w io.Writer, sc *scenarios.Scenario) {
