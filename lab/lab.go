@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -249,7 +250,9 @@ func New(opts Options) (l *Lab, err error) {
 	}
 	accounts := opts.Accounts
 	if len(accounts) == 0 {
-		accounts = defaultAccounts(opts.Domain)
+		if accounts, err = storedAccounts(opts.StoreDir, opts.Domain); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Advertise != "" && net.ParseIP(opts.Advertise) == nil {
 		return nil, fmt.Errorf("advertised address %q is not an IP address", opts.Advertise)
@@ -407,6 +410,45 @@ func bindError(netw, ip string, port int, err error) error {
 		cause = errno
 	}
 	return fmt.Errorf("bind %s %s: %w%s", netw, net.JoinHostPort(ip, fmt.Sprint(port)), cause, hint)
+}
+
+// accountsFile keeps the default accounts beside a persistent store, so a
+// restarted lab has the same passwords as the mail it kept.
+const accountsFile = "maillab-accounts.json"
+
+// storedAccounts returns the default accounts: new ones for an in-memory
+// lab; for a store directory, the ones saved there by an earlier run (or
+// new ones, saved).
+func storedAccounts(storeDir, domain string) ([]settings.Account, error) {
+	if storeDir == "" {
+		return defaultAccounts(domain), nil
+	}
+	path := filepath.Join(storeDir, accountsFile)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		var accounts []settings.Account
+		if err := json.Unmarshal(data, &accounts); err != nil {
+			return nil, fmt.Errorf("%s: %w (delete it to make new accounts)", path, err)
+		}
+		for _, a := range accounts {
+			if !strings.HasSuffix(strings.ToLower(a.Email), "@"+domain) {
+				return nil, fmt.Errorf("%s: account %s is not in domain %s", path, a.Email, domain)
+			}
+		}
+		return accounts, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("store directory: %w", err)
+	}
+	accounts := defaultAccounts(domain)
+	data, _ = json.MarshalIndent(accounts, "", "  ")
+	if err := os.MkdirAll(storeDir, 0o700); err != nil {
+		return nil, fmt.Errorf("store directory %s: %w", storeDir, err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("store directory %s: %w", storeDir, err)
+	}
+	return accounts, nil
 }
 
 func defaultAccounts(domain string) []settings.Account {

@@ -28,7 +28,10 @@ func TestMaildirSurvivesRestart(t *testing.T) {
 	submit(t, first, "submission", bob.Email, "kept across restarts")
 	first.Close()
 
-	second := startLab(t, lab.Options{StoreDir: store, Accounts: s.Accounts})
+	second := startLab(t, lab.Options{StoreDir: store})
+	if got := second.Settings().Accounts; got[1].Password != bob.Password {
+		t.Errorf("after restart bob's password is %q, want the one of the first run", got[1].Password)
+	}
 	u, err := second.Store.User(bob.Username)
 	if err != nil {
 		t.Fatal(err)
