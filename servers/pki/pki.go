@@ -119,15 +119,20 @@ func NewCA(commonName string, opts CAOptions) (*CA, error) {
 		return nil, err
 	}
 	tmpl.SubjectKeyId = subjectKeyID(key.Public())
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	cert, err := create(tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("create CA %q: %w", commonName, err)
 	}
-	cert, err := x509.ParseCertificate(der)
+	return &CA{Cert: cert, Key: key}, nil
+}
+
+// create signs tmpl with parent's key and parses the result.
+func create(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) (*x509.Certificate, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
 	if err != nil {
 		return nil, err
 	}
-	return &CA{Cert: cert, Key: key}, nil
+	return x509.ParseCertificate(der)
 }
 
 func caTemplate(commonName string, opts CAOptions) (*x509.Certificate, error) {
@@ -170,13 +175,9 @@ func (ca *CA) NewIntermediate(commonName string, opts CAOptions) (*CA, error) {
 	tmpl.MaxPathLenZero = true
 	tmpl.SubjectKeyId = subjectKeyID(key.Public())
 	tmpl.AuthorityKeyId = ca.Cert.SubjectKeyId
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	cert, err := create(tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("create intermediate %q: %w", commonName, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
 	}
 	return &CA{Cert: cert, Key: key}, nil
 }
@@ -258,13 +259,9 @@ func (ca *CA) Issue(spec LeafSpec) (*Leaf, error) {
 		return nil, err
 	}
 	tmpl.AuthorityKeyId = ca.Cert.SubjectKeyId
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	cert, err := create(tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("issue certificate for %v: %w", spec.DNSNames, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
 	}
 	return &Leaf{Cert: cert, Key: key}, nil
 }
@@ -280,13 +277,9 @@ func SelfSigned(spec LeafSpec) (*Leaf, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	cert, err := create(tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("self-sign certificate for %v: %w", spec.DNSNames, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
 	}
 	return &Leaf{Cert: cert, Key: key}, nil
 }
