@@ -53,7 +53,14 @@ func (r *lineRelay) serve(client, server net.Conn) {
 
 	// client → server
 	go func() {
-		defer finish()
+		handedOver := false
+		defer func() {
+			// After STARTTLS the other goroutine owns both connections
+			// and ends the relay itself.
+			if !handedOver {
+				finish()
+			}
+		}()
 		for {
 			client.SetReadDeadline(time.Now().Add(r.idle))
 			line, err := readLine(cr)
@@ -86,7 +93,8 @@ func (r *lineRelay) serve(client, server net.Conn) {
 				select {
 				case cont := <-resume:
 					if !cont {
-						return // the other side took over
+						handedOver = true
+						return
 					}
 				case <-done:
 					return

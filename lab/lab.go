@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/maillab/maillab/internal/netx"
 	"github.com/maillab/maillab/servers/auth"
 	"github.com/maillab/maillab/servers/dnsd"
 	"github.com/maillab/maillab/servers/mailstore"
@@ -389,7 +390,9 @@ func listenTCPUDP(ip string, port int) (net.Listener, net.PacketConn, error) {
 }
 
 func listenTCP(ip string, port int) (net.Listener, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+	// SO_REUSEPORT lets a "reject" fault bind its socket beside the
+	// listener before closing it, so the port is never free in between.
+	ln, err := netx.ListenConfig.Listen(context.Background(), "tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
 	if err != nil {
 		return nil, bindError("tcp", ip, port, err)
 	}

@@ -189,6 +189,9 @@ func (l *Lab) AddProvider(domain, ip string, accounts []settings.Account) (*Prov
 	if l.started {
 		return nil, fmt.Errorf("add provider %s: lab already started", domain)
 	}
+	if primary := net.ParseIP(l.Primary.IP); primary == nil || primary.IsUnspecified() {
+		return nil, fmt.Errorf("add provider %s: a second provider needs an address of its own (%s) on the primary's ports, which is not possible while the lab binds every address (%s); run this scenario outside a container", domain, ip, l.Primary.IP)
+	}
 	store, err := mailstore.Open(mailstore.Options{})
 	if err != nil {
 		return nil, err

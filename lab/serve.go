@@ -40,8 +40,7 @@ func (l *Lab) startService(svc *Service) error {
 	addr := svc.Addr()
 	switch svc.Network {
 	case NetworkDrop:
-		svc.ln.Close()
-		bh, err := netx.ListenBlackhole(addr)
+		bh, err := netx.BlackholeListener(svc.ln.(*net.TCPListener))
 		if err != nil {
 			return err
 		}
@@ -49,11 +48,11 @@ func (l *Lab) startService(svc *Service) error {
 		l.logger.Info("service drops connections", "service", svc.Name, "addr", addr)
 		return nil
 	case NetworkRefuse:
-		svc.ln.Close()
-		r, err := netx.ListenRefuser(addr)
+		r, err := netx.RefuserBeside(svc.ln)
 		if err != nil {
 			return err
 		}
+		svc.ln.Close()
 		l.onClose(r.Close)
 		l.logger.Info("service refuses connections", "service", svc.Name, "addr", addr)
 		return nil

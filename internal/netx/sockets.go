@@ -24,14 +24,14 @@ import (
 // syncookies), so every further client's SYNs vanish and its connect()
 // runs into its own timeout.
 type Blackhole struct {
-	fd     int
-	filler net.Conn
-	addr   *net.TCPAddr
+	closeSocket func() error
+	filler      net.Conn
+	addr        *net.TCPAddr
 }
 
 // ListenBlackhole makes a Blackhole on addr ("127.0.0.1:0" picks a port).
 func ListenBlackhole(addr string) (*Blackhole, error) {
-	fd, tcpAddr, err := boundSocket(addr)
+	fd, tcpAddr, err := boundSocket(addr, false)
 	if err != nil {
 		return nil, err
 	}
@@ -39,14 +39,37 @@ func ListenBlackhole(addr string) (*Blackhole, error) {
 		syscall.Close(fd)
 		return nil, fmt.Errorf("blackhole listen %s: %w", tcpAddr, err)
 	}
-	b := &Blackhole{fd: fd, addr: tcpAddr}
+	return fill(&Blackhole{closeSocket: func() error { return syscall.Close(fd) }, addr: tcpAddr})
+}
+
+// BlackholeListener turns a listener that nobody accepts on into a
+// Blackhole in place, so the port is never free in between: listen(2) on
+// a listening socket sets its backlog anew. The Blackhole owns ln.
+func BlackholeListener(ln *net.TCPListener) (*Blackhole, error) {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), 0) }); err != nil {
+		return nil, err
+	}
+	if lerr != nil {
+		return nil, fmt.Errorf("blackhole listen %s: %w", ln.Addr(), lerr)
+	}
+	return fill(&Blackhole{closeSocket: ln.Close, addr: ln.Addr().(*net.TCPAddr)})
+}
+
+// fill occupies the accept queue's one slot and checks the result.
+func fill(b *Blackhole) (*Blackhole, error) {
+	var err error
 	// Fill the queue. The filler completes the handshake (it fits the one
 	// slot); the kernel then drops all other SYNs.
 	d := net.Dialer{Timeout: 2 * time.Second}
-	b.filler, err = d.Dial("tcp", tcpAddr.String())
+	b.filler, err = d.Dial("tcp", b.addr.String())
 	if err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("blackhole filler %s: %w", tcpAddr, err)
+		b.closeSocket()
+		return nil, fmt.Errorf("blackhole filler %s: %w", b.addr, err)
 	}
 	if err := b.verifyDropping(); err != nil {
 		b.Close()
@@ -80,7 +103,7 @@ func (b *Blackhole) Close() error {
 	if b.filler != nil {
 		b.filler.Close()
 	}
-	return syscall.Close(b.fd)
+	return b.closeSocket()
 }
 
 // Refuser is a TCP port that refuses connections (RST), the way a host
@@ -93,12 +116,39 @@ type Refuser struct {
 
 // ListenRefuser reserves addr and refuses every connection to it.
 func ListenRefuser(addr string) (*Refuser, error) {
-	fd, tcpAddr, err := boundSocket(addr)
+	fd, tcpAddr, err := boundSocket(addr, false)
 	if err != nil {
 		return nil, err
 	}
 	return &Refuser{fd: fd, addr: tcpAddr}, nil
 }
+
+// RefuserBeside binds a Refuser to the address of ln, which must have
+// been opened with ListenConfig (SO_REUSEPORT), before the caller closes
+// ln: the port is never free in between, and once ln is closed no socket
+// listens on it, so connections are refused.
+func RefuserBeside(ln net.Listener) (*Refuser, error) {
+	fd, tcpAddr, err := boundSocket(ln.Addr().String(), true)
+	if err != nil {
+		return nil, err
+	}
+	return &Refuser{fd: fd, addr: tcpAddr}, nil
+}
+
+// ListenConfig is a net.ListenConfig whose sockets allow a Refuser to be
+// bound beside them (SO_REUSEPORT; only sockets of the same user may share
+// the port).
+var ListenConfig = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1) })
+	if err != nil {
+		return err
+	}
+	return serr
+}}
+
+// soReusePort is SO_REUSEPORT on Linux.
+const soReusePort = 0xf
 
 // Addr returns the port's address.
 func (r *Refuser) Addr() net.Addr { return r.addr }
@@ -106,7 +156,7 @@ func (r *Refuser) Addr() net.Addr { return r.addr }
 // Close frees the port.
 func (r *Refuser) Close() error { return syscall.Close(r.fd) }
 
-func boundSocket(addr string) (int, *net.TCPAddr, error) {
+func boundSocket(addr string, reusePort bool) (int, *net.TCPAddr, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return -1, nil, fmt.Errorf("bad address %q: %w", addr, err)
@@ -118,6 +168,12 @@ func boundSocket(addr string) (int, *net.TCPAddr, error) {
 	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, nil, os.NewSyscallError("socket", err)
+	}
+	if reusePort {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, soReusePort, 1); err != nil {
+			syscall.Close(fd)
+			return -1, nil, os.NewSyscallError("setsockopt", err)
+		}
 	}
 	var sa syscall.Sockaddr
 	if family == syscall.AF_INET {

@@ -1,0 +1,416 @@
+//go:build e2e
+
+package realservers
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maillab/maillab/diagnose"
+	"github.com/maillab/maillab/rootcause"
+	"github.com/maillab/maillab/settings"
+)
+
+var (
+	recordFlag  = flag.Bool("record", false, "rewrite e2e/testdata/recorded/*.txt from the real servers' replies")
+	reportsFlag = flag.String("reports", "", "write the diagnoser's JSON report of each case to `dir`/<case>.json")
+)
+
+// recordedDir holds the transcripts, golden inputs of the diagnoser's
+// unit tests.
+const recordedDir = "../testdata/recorded"
+
+// service is one service of a case's customer settings.
+type service struct {
+	// name is the settings service name.
+	name string
+	// backend is a Postfix listener or a DovecotBackend name.
+	backend string
+	// security is what the customer configured; "" is the service's usual.
+	security string
+}
+
+// realCase is one customer's situation against the real servers.
+type realCase struct {
+	name string
+	// setup says what the servers do, for the recording's header.
+	setup string
+	want  rootcause.Code
+	// services are what the customer configured.
+	services []service
+	// password returns what the customer typed; nil means the right one.
+	password func(right string) string
+	// noLogin configures the client without credentials.
+	noLogin bool
+	// client are the client's limits (copied into settings.Client);
+	// message is "big" for a message over SmallSizeLimit.
+	client  settings.Client
+	message string
+	// sendTo is the recipient; "" means the account itself.
+	sendTo string
+	// delivered is how many messages must land in the account's Maildir
+	// (the recorder's and the diagnoser's send); 0 means none.
+	delivered int
+}
+
+var cases = []realCase{
+	{
+		name:      "healthy",
+		setup:     "Postfix submission as in Debian's master.cf (STARTTLS required, SASL via Dovecot, TLS auth only); Dovecot IMAPS and POP3S; good certificate",
+		want:      rootcause.Healthy,
+		services:  []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotGood, "pop3s"), ""}},
+		delivered: 2,
+	},
+	{
+		name:      "healthy-other-ports",
+		setup:     "Postfix submissions (implicit TLS, smtpd_tls_wrappermode); Dovecot IMAP and POP3 with STARTTLS/STLS; good certificate",
+		want:      rootcause.Healthy,
+		services:  []service{{"submissions", ListenerSubmissions, ""}, {"imap", DovecotBackend(DovecotGood, "imap"), ""}, {"pop3", DovecotBackend(DovecotGood, "pop3"), ""}},
+		delivered: 2,
+	},
+	{
+		name:     "wrong-password",
+		setup:    "good servers; the customer types an old password",
+		want:     rootcause.AuthFailed,
+		services: []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotGood, "pop3s"), ""}},
+		password: func(right string) string { return "old-" + right },
+	},
+	{
+		name:     "expired-cert",
+		setup:    "Postfix submission and Dovecot IMAPS/POP3S present a certificate that expired yesterday",
+		want:     rootcause.TLSCertExpired,
+		services: certServices(CertExpired),
+	},
+	{
+		name:     "not-yet-valid-cert",
+		setup:    "Postfix submission and Dovecot IMAPS/POP3S present a certificate valid from 30 days ahead",
+		want:     rootcause.TLSCertNotYetValid,
+		services: certServices(CertNotYetValid),
+	},
+	{
+		name:     "self-signed-cert",
+		setup:    "Postfix submission and Dovecot IMAPS/POP3S present a self-signed certificate",
+		want:     rootcause.TLSCertSelfSigned,
+		services: certServices(CertSelfSigned),
+	},
+	{
+		name:     "untrusted-ca",
+		setup:    "Postfix submission and Dovecot IMAPS/POP3S present a certificate of a private CA the client does not trust",
+		want:     rootcause.TLSCertUntrusted,
+		services: certServices(CertUntrusted),
+	},
+	{
+		name:     "incomplete-chain",
+		setup:    "Postfix submission and Dovecot IMAPS/POP3S present a leaf signed by an intermediate CA, without the intermediate",
+		want:     rootcause.TLSCertChainIncomplete,
+		services: certServices(CertNoIntermediate),
+	},
+	{
+		name:     "hostname-mismatch",
+		setup:    "Postfix submission and Dovecot IMAPS/POP3S present a certificate for www." + Domain + " only",
+		want:     rootcause.TLSCertHostnameMismatch,
+		services: certServices(CertWrongName),
+	},
+	{
+		name:     "starttls-required",
+		setup:    "Postfix submission with smtpd_tls_security_level = may and smtpd_tls_auth_only = yes; the customer configured no encryption",
+		want:     rootcause.AuthRequiresTLS,
+		services: []service{{"submission", ListenerTLSAuthOnly, settings.SecurityNone}},
+	},
+	{
+		name:     "starttls-required-encrypt",
+		setup:    "Postfix submission as in Debian's master.cf (smtpd_tls_security_level = encrypt); the customer configured no encryption",
+		want:     rootcause.AuthRequiresTLS,
+		services: []service{{"submission", ListenerSubmission, settings.SecurityNone}},
+	},
+	{
+		name:     "dovecot-plaintext-auth-disabled",
+		setup:    "Dovecot IMAP and POP3 with its defaults (disable_plaintext_auth = yes) for a remote client; the customer configured no encryption",
+		want:     rootcause.AuthRequiresTLS,
+		services: []service{{"imap", DovecotBackend(DovecotGood, "imap"), settings.SecurityNone}, {"pop3", DovecotBackend(DovecotGood, "pop3"), settings.SecurityNone}},
+	},
+	{
+		name:     "starttls-not-offered",
+		setup:    "Postfix submission with smtpd_tls_security_level = none; Dovecot with ssl = no; the customer requires STARTTLS",
+		want:     rootcause.STARTTLSNotOffered,
+		services: []service{{"submission", ListenerNoTLS, ""}, {"imap", DovecotBackend(DovecotNoSSL, "imap"), ""}, {"pop3", DovecotBackend(DovecotNoSSL, "pop3"), ""}},
+	},
+	{
+		name:     "relay-denied",
+		setup:    "Postfix port-25-style smtpd (no SASL, smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination); the customer sends without logging in to another domain",
+		want:     rootcause.SMTPRelayDenied,
+		services: []service{{"smtp", ListenerSMTP, settings.SecurityNone}},
+		noLogin:  true,
+		sendTo:   "someone@elsewhere.test",
+	},
+	{
+		name:     "message-too-large",
+		setup:    fmt.Sprintf("Postfix submission with message_size_limit = %d; the customer sends a larger message", SmallSizeLimit),
+		want:     rootcause.SMTPMessageTooLarge,
+		services: []service{{"submission", ListenerSmall, ""}},
+		message:  "big",
+	},
+	{
+		name:     "auth-mech-mismatch",
+		setup:    "good servers offering PLAIN (Dovecot's default auth_mechanisms); the customer's client speaks CRAM-MD5 only",
+		want:     rootcause.AuthMechUnsupported,
+		services: []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotGood, "pop3s"), ""}},
+		client:   settings.Client{AuthMechs: []string{"CRAM-MD5"}},
+	},
+	{
+		name:     "outdated-client",
+		setup:    "good servers: Dovecot refuses TLS below 1.2 (ssl_min_protocol default), Postfix 3.7 with its defaults still accepts TLS 1.0; the customer's client speaks TLS 1.0 at most",
+		want:     rootcause.TLSClientOutdated,
+		services: []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotGood, "pop3s"), ""}},
+		client:   settings.Client{MaxTLS: "1.0"},
+	},
+}
+
+// certServices are submission, IMAPS and POP3S presenting cert.
+func certServices(c Cert) []service {
+	return []service{{"submission", ListenerCert(c), ""}, {"imaps", DovecotBackend(string(c), "imaps"), ""}, {"pop3s", DovecotBackend(string(c), "pop3s"), ""}}
+}
+
+// brokenCerts are the certificates that get servers of their own.
+var brokenCerts = []Cert{CertExpired, CertNotYetValid, CertSelfSigned, CertUntrusted, CertNoIntermediate, CertWrongName}
+
+func TestRealServers(t *testing.T) {
+	users := make([]string, len(cases))
+	for i, c := range cases {
+		users[i] = accountName(c.name)
+	}
+	site := StartSite(t, SiteOptions{Users: users, DovecotCerts: brokenCerts})
+	t.Logf("software: %s", site.Versions.Header())
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			runCase(t, site, c)
+		})
+	}
+}
+
+// accountName turns a case name into the local part of its own account,
+// so that cases do not share mailboxes.
+func accountName(caseName string) string { return strings.ReplaceAll(caseName, "-", ".") }
+
+func runCase(t *testing.T, site *Site, c realCase) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	acct := site.Accounts[accountName(c.name)]
+	msgFile := ""
+	if c.message == "big" {
+		msgFile = filepath.Join(t.TempDir(), "big.eml")
+		writeFile(t, msgFile, bigMessage(acct.Email, 3*SmallSizeLimit), 0o644)
+	}
+
+	// The recorder, as the customer's mail client, first.
+	tr := &Transcript{}
+	recSettings := customerSettings(t, site, c, acct, msgFile)
+	recordCase(ctx, t, site, c, acct, recSettings, tr)
+	checkRecording(t, site, c, tr)
+
+	// Then the diagnoser, with the same settings through fronts of its
+	// own (another client address).
+	st := customerSettings(t, site, c, acct, msgFile)
+	cfg, err := diagnose.FromSettings(st)
+	if err != nil {
+		t.Fatalf("FromSettings: %v", err)
+	}
+	cfg.Timeout = 5 * time.Second
+	cfg.NoSystemRoots = true
+	start := time.Now()
+	rep, err := diagnose.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Diagnose(%s): %v", c.name, err)
+	}
+	t.Logf("Diagnose(%s) = %s in %s", c.name, rep.RootCause, time.Since(start).Round(time.Millisecond))
+	js, err := rep.JSON()
+	if err != nil {
+		t.Fatalf("report JSON: %v", err)
+	}
+	if *reportsFlag != "" {
+		writeFile(t, filepath.Join(*reportsFlag, c.name+".json"), js, 0o644)
+	}
+	if rep.RootCause != c.want {
+		t.Errorf("Diagnose(%s) = %s, want %s\nsummary: %s\nreport:\n%s\nserver transcript:\n%s", c.name, rep.RootCause, c.want, rep.Summary, js, tr.Body())
+	}
+	if c.delivered > 0 {
+		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+		defer wcancel()
+		if n, err := site.WaitMessages(wctx, acct, c.delivered); err != nil {
+			t.Errorf("after the diagnoser's send test: %v", err)
+		} else if n != c.delivered {
+			t.Errorf("%s holds %d messages, want %d", acct.Email, n, c.delivered)
+		}
+	}
+}
+
+// customerSettings are the settings the customer typed, each service
+// reached through a new front (a client address of its own).
+func customerSettings(t *testing.T, site *Site, c realCase, acct Account, msgFile string) *settings.Settings {
+	t.Helper()
+	st := &settings.Settings{
+		Domain:   site.Domain,
+		Resolver: site.DNS.Addr,
+		CAFile:   site.Certs.CAFile,
+		Services: map[string]settings.Service{},
+	}
+	a := settings.Account{Email: acct.Email}
+	if !c.noLogin {
+		a.Username, a.Password = acct.Email, acct.Password
+		if c.password != nil {
+			a.Password = c.password(acct.Password)
+		}
+	}
+	st.Accounts = []settings.Account{a}
+	for _, s := range c.services {
+		info, ok := settings.LookupService(s.name)
+		if !ok {
+			t.Fatalf("unknown service %q", s.name)
+		}
+		sec := s.security
+		if sec == "" {
+			sec = info.Security
+		}
+		st.Services[s.name] = site.Service(site.NewFront(t, s.backend), sec)
+	}
+	cl := c.client
+	cl.SendTo, cl.MessageFile = c.sendTo, msgFile
+	if cl.MaxTLS != "" || len(cl.AuthMechs) > 0 || cl.SendTo != "" || cl.MessageFile != "" {
+		st.Client = &cl
+	}
+	if err := st.Validate(); err != nil {
+		t.Fatalf("settings of %s: %v", c.name, err)
+	}
+	return st
+}
+
+// recordCase runs the recorder for every service of st, SMTP first; after
+// a send that the server accepted it waits for the delivery, so that the
+// IMAP and POP3 conversations see the message.
+func recordCase(ctx context.Context, t *testing.T, site *Site, c realCase, acct Account, st *settings.Settings, tr *Transcript) {
+	t.Helper()
+	tr.Mask(acct.Password)
+	a := st.Account0()
+	o := ClientOptions{Username: a.Username, Password: a.Password, From: acct.Email, To: acct.Email, Roots: site.Certs.Pool()}
+	tr.Mask(a.Password)
+	if st.Client != nil {
+		o.AuthMechs = st.Client.AuthMechs
+		if st.Client.SendTo != "" {
+			o.To = st.Client.SendTo
+		}
+		if st.Client.MaxTLS != "" {
+			o.MaxTLS = map[string]uint16{"1.0": tls.VersionTLS10, "1.1": tls.VersionTLS11, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}[st.Client.MaxTLS]
+		}
+	}
+	for _, name := range st.SortedServiceNames() {
+		svc := st.Services[name]
+		info, _ := settings.LookupService(name)
+		cs := ClientService{Name: name, Protocol: info.Protocol, Security: svc.Security, Host: svc.Host, Addr: fmt.Sprintf("127.0.0.1:%d", svc.Port)}
+		so := o
+		if info.Protocol == settings.ProtocolSMTP {
+			so.Message = recordedMessage(c.name, o.From, o.To)
+			if st.Client != nil && st.Client.MessageFile != "" {
+				data, err := os.ReadFile(st.Client.MessageFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				so.Message = data
+			}
+		}
+		out, err := Record(ctx, tr, cs, so)
+		if err != nil {
+			t.Errorf("recording %s: %v", name, err)
+		}
+		if out.Sent && info.Protocol == settings.ProtocolSMTP {
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			if _, err := site.WaitMessages(wctx, acct, 1); err != nil {
+				t.Errorf("message accepted by %s did not land: %v", name, err)
+			}
+			cancel()
+		}
+	}
+}
+
+// checkRecording writes the transcript with -record, and otherwise
+// compares it with the recorded file (the body: the header names the
+// software versions and may differ).
+func checkRecording(t *testing.T, site *Site, c realCase, tr *Transcript) {
+	t.Helper()
+	path := filepath.Join(recordedDir, c.name+".txt")
+	body := tr.Body()
+	if *recordFlag {
+		header := RecordingHeader(
+			"maillab e2e recording "+c.name+": what real servers sent to a mail client",
+			"software: "+site.Versions.Header(),
+			"setup: "+c.setup,
+			"expected root cause: "+string(c.want),
+			"recorded by: go test -tags e2e ./e2e/realservers -run 'TestRealServers/"+c.name+"$' -record",
+			`lines: "S: " server, "C: " client, "## " recorder notes; `+MailHost+" is 127.0.0.1 via the test DNS",
+			"placeholders: <QUEUEID> Postfix queue id, <TIMING> Dovecot's command timing, <N> UIDVALIDITY/UIDNEXT, <secret> credentials",
+		)
+		if err := os.MkdirAll(recordedDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteRecording(path, header, body); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (record it with -record)", err)
+	}
+	_, want := SplitRecording(data)
+	if !bytes.Equal(want, []byte(body)) {
+		t.Errorf("the servers' replies differ from %s (re-record with -record if the software changed):\n%s", path, lineDiff(string(want), body))
+	}
+}
+
+// lineDiff lists the lines only in want ("-") or only in got ("+").
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for _, l := range w {
+		if !slices.Contains(g, l) {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range g {
+		if !slices.Contains(w, l) {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		return "(same lines in another order)"
+	}
+	return b.String()
+}
+
+// recordedMessage is the recorder's small test message; it is the same
+// every run.
+func recordedMessage(caseName, from, to string) []byte {
+	return []byte(fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: maillab e2e realservers recording (%s)\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <%s.recording@maillab.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis message was sent by the maillab e2e recorder.\r\n", from, to, caseName, caseName))
+}
+
+// bigMessage is an RFC 5322 message with a base64 attachment, of at least
+// size bytes.
+func bigMessage(from string, size int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: the quarterly report\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <big@maillab.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nThe report is attached.\r\n--b1\r\nContent-Type: application/pdf; name=report.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n", from, from)
+	line := strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 3)[:76] + "\r\n"
+	for b.Len() < size {
+		b.WriteString(line)
+	}
+	b.WriteString("--b1--\r\n")
+	return b.Bytes()
+}

@@ -1,0 +1,287 @@
+//go:build e2e
+
+package realservers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/maillab/maillab/settings"
+)
+
+// The test domain (RFC 2606 §2 reserves .test) and its mail host.
+const (
+	Domain   = "realmail.test"
+	MailHost = "mail." + Domain
+)
+
+// Dovecot instance names of a Site: the good one, the one without TLS,
+// and one per broken certificate (named like the Cert).
+const (
+	DovecotGood  = "good"
+	DovecotNoSSL = "nossl"
+)
+
+// Postfix listener names of a Site, besides "submission-<cert>" for each
+// broken certificate.
+const (
+	// ListenerSMTP is a port-25-style MX: STARTTLS offered, no SASL,
+	// relaying refused (reject_unauth_destination).
+	ListenerSMTP = "smtp"
+	// ListenerSubmission is Debian's submission service (SubmissionOptions).
+	ListenerSubmission = "submission"
+	// ListenerSubmissions is Debian's submissions service (implicit TLS).
+	ListenerSubmissions = "submissions"
+	// ListenerTLSAuthOnly offers STARTTLS without requiring it, and AUTH
+	// only after it (smtpd_tls_auth_only = yes).
+	ListenerTLSAuthOnly = "submission-tls-auth-only"
+	// ListenerSmall is submission with message_size_limit = SmallSizeLimit.
+	ListenerSmall = "submission-small"
+	// ListenerNoTLS is submission with smtpd_tls_security_level = none.
+	ListenerNoTLS = "submission-notls"
+)
+
+// SmallSizeLimit is the message_size_limit of ListenerSmall, in bytes.
+const SmallSizeLimit = 102400
+
+// ListenerCert returns the name of the submission listener that presents
+// cert.
+func ListenerCert(cert Cert) string { return "submission-" + string(cert) }
+
+// DovecotBackend names a Dovecot listener of a Site: protocol "imap",
+// "imaps", "pop3" or "pop3s" of the named instance.
+func DovecotBackend(instance, listener string) string { return listener + "@" + instance }
+
+// Site is a mail domain served by real servers on 127.0.0.1: Postfix with
+// a listener per configuration, Dovecot instances per certificate, a DNS
+// server for the domain, and the accounts.
+type Site struct {
+	// Domain and Host are the mail domain and its mail host.
+	Domain, Host string
+	// Certs are the test CA and the servers' certificates.
+	Certs *CertSet
+	// DNS serves the domain; give DNS.Addr to clients as their resolver.
+	DNS *DNSServer
+	// MailDir is the base of the Maildirs.
+	MailDir string
+	// Accounts are the accounts by local part.
+	Accounts map[string]Account
+	// Dovecot are the Dovecot instances by name (DovecotGood,
+	// DovecotNoSSL, or a Cert's name).
+	Dovecot map[string]*Dovecot
+	// Postfix is the Postfix instance with every listener.
+	Postfix *Postfix
+	// Versions name the software under test.
+	Versions Versions
+	// Published are the fronts the domain's SRV records point at, by
+	// settings service name.
+	Published map[string]*Front
+
+	mu         sync.Mutex
+	nextClient int
+}
+
+// SiteOptions configures StartSite.
+type SiteOptions struct {
+	// Users are the local parts of the accounts; each gets a password.
+	Users []string
+	// DovecotCerts are the broken certificates that get a Dovecot
+	// instance of their own (each also gets a Postfix listener).
+	DovecotCerts []Cert
+}
+
+// StartSite starts everything; it is all stopped when the test ends.
+func StartSite(t testing.TB, opts SiteOptions) *Site {
+	t.Helper()
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	versions, err := ReadVersions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Site{Domain: Domain, Host: MailHost, Accounts: map[string]Account{}, Dovecot: map[string]*Dovecot{}, Versions: versions, Published: map[string]*Front{}}
+	base := workDir(t, "site")
+	certDir := filepath.Join(base, "certs")
+	if err := os.Mkdir(certDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hosts := []string{MailHost, "smtp." + Domain, "imap." + Domain, "pop." + Domain}
+	if s.Certs, err = NewCertSet(certDir, Domain, hosts); err != nil {
+		t.Fatal(err)
+	}
+
+	// Maildirs belong to the mail user, as Dovecot's userdb and
+	// Postfix's virtual_uid_maps say.
+	mail, err := lookupIDs("mail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.MailDir = filepath.Join(base, "mail")
+	if err := os.Mkdir(s.MailDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(s.MailDir, mail.uid, mail.gid); err != nil {
+		t.Fatal(err)
+	}
+	var accounts []Account
+	for _, u := range opts.Users {
+		a := Account{Email: u + "@" + Domain, Password: "pw-" + u + "-" + randomToken()}
+		s.Accounts[u] = a
+		accounts = append(accounts, a)
+	}
+	users := filepath.Join(base, "users")
+	if err := WritePasswdFile(users, accounts); err != nil {
+		t.Fatal(err)
+	}
+
+	// Dovecot first: Postfix's SASL goes through its auth socket.
+	good := StartDovecot(t, DovecotConfig{Name: DovecotGood, Certs: s.Certs, Cert: CertGood, Users: users, MailDir: s.MailDir,
+		AuthSocket: filepath.Join(base, "auth-postfix")})
+	s.Dovecot[DovecotGood] = good
+	s.Dovecot[DovecotNoSSL] = StartDovecot(t, DovecotConfig{Name: DovecotNoSSL, SSL: DovecotSSLNo, Users: users, MailDir: s.MailDir})
+	for _, c := range opts.DovecotCerts {
+		s.Dovecot[string(c)] = StartDovecot(t, DovecotConfig{Name: string(c), Certs: s.Certs, Cert: c, Users: users, MailDir: s.MailDir})
+	}
+
+	listeners := []SMTPListener{
+		{Name: ListenerSMTP},
+		{Name: ListenerSubmission, Options: SubmissionOptions},
+		{Name: ListenerSubmissions, Options: SubmissionsOptions},
+		{Name: ListenerTLSAuthOnly, Options: []string{
+			"smtpd_tls_security_level=may", "smtpd_sasl_auth_enable=yes", "smtpd_tls_auth_only=yes",
+			"smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+		}},
+		{Name: ListenerSmall, Options: append(slices.Clone(SubmissionOptions), fmt.Sprintf("message_size_limit=%d", SmallSizeLimit))},
+		{Name: ListenerNoTLS, Options: []string{
+			"smtpd_tls_security_level=none", "smtpd_sasl_auth_enable=yes",
+			"smtpd_client_restrictions=permit_sasl_authenticated,reject",
+			"smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+		}},
+	}
+	for _, c := range opts.DovecotCerts {
+		listeners = append(listeners, SMTPListener{Name: ListenerCert(c), Options: append(slices.Clone(SubmissionOptions),
+			"smtpd_tls_cert_file="+s.Certs.CertFile(c), "smtpd_tls_key_file="+s.Certs.KeyFile(c))})
+	}
+	s.Postfix = StartPostfix(t, PostfixConfig{Domain: Domain, Hostname: MailHost, Certs: s.Certs, Accounts: accounts,
+		MailDir: s.MailDir, AuthSocket: good.Config.AuthSocket, Listeners: listeners})
+
+	// The domain's DNS: the mail host, MX, and RFC 6186 / RFC 8314 §5.1
+	// SRV records pointing at fronts of the good servers.
+	records := []string{"@ 300 IN MX 10 " + MailHost + "."}
+	for _, h := range append(slices.Clone(hosts), "www."+Domain) {
+		records = append(records, h+". 300 IN A 127.0.0.1")
+	}
+	for _, svc := range []struct{ name, backend string }{
+		{"submission", ListenerSubmission}, {"submissions", ListenerSubmissions},
+		{"imap", DovecotBackend(DovecotGood, "imap")}, {"imaps", DovecotBackend(DovecotGood, "imaps")},
+		{"pop3", DovecotBackend(DovecotGood, "pop3")}, {"pop3s", DovecotBackend(DovecotGood, "pop3s")},
+	} {
+		f := s.NewFront(t, svc.backend)
+		s.Published[svc.name] = f
+		records = append(records, fmt.Sprintf("_%s._tcp 300 IN SRV 0 1 %d %s.", svc.name, f.Port, MailHost))
+	}
+	if s.DNS, err = NewDNSServer(Domain, records...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DNS.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.DNS.Close(); err != nil {
+			t.Errorf("dns: %v", err)
+		}
+	})
+	return s
+}
+
+// Backend returns the "127.0.0.1:port" of a Postfix listener name or a
+// DovecotBackend name; the test fails for an unknown name.
+func (s *Site) Backend(t testing.TB, name string) string {
+	t.Helper()
+	if addr, ok := s.Postfix.Addr[name]; ok {
+		return addr
+	}
+	if listener, instance, ok := strings.Cut(name, "@"); ok {
+		if d, ok := s.Dovecot[instance]; ok {
+			addr := map[string]string{"imap": d.IMAP, "imaps": d.IMAPS, "pop3": d.POP3, "pop3s": d.POP3S}[listener]
+			if addr != "" {
+				return addr
+			}
+		}
+	}
+	t.Fatalf("no backend %q", name)
+	return ""
+}
+
+// ClientIP returns a loopback address no other client of the site has
+// used: 127.0.1.1, 127.0.1.2, ... 127.0.1.254, 127.0.2.1, ...
+func (s *Site) ClientIP() net.IP {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nextClient
+	s.nextClient++
+	return net.IPv4(127, 0, byte(1+n/254), byte(1+n%254)).To4()
+}
+
+// NewFront returns a front to the named backend with a client address of
+// its own; it is closed when the test ends.
+func (s *Site) NewFront(t testing.TB, backend string) *Front {
+	t.Helper()
+	f, err := NewFront(s.Backend(t, backend), s.ClientIP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.Close(); err != nil {
+			t.Errorf("front %s: %v", f.Addr, err)
+		}
+	})
+	return f
+}
+
+// Messages returns how many messages the account's INBOX holds on disk
+// (Maildir new/ and cur/).
+func (s *Site) Messages(a Account) (int, error) {
+	n := 0
+	for _, sub := range []string{"new", "cur"} {
+		entries, err := os.ReadDir(filepath.Join(s.MailDir, a.Domain(), a.Local(), "Maildir", sub))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		n += len(entries)
+	}
+	return n, nil
+}
+
+// WaitMessages waits until the account holds at least n messages or ctx
+// ends, and returns the count.
+func (s *Site) WaitMessages(ctx context.Context, a Account, n int) (int, error) {
+	for {
+		got, err := s.Messages(a)
+		if err != nil || got >= n {
+			return got, err
+		}
+		select {
+		case <-ctx.Done():
+			return got, fmt.Errorf("%s has %d message(s), want %d: %w", a.Email, got, n, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Service builds the settings of one service reached through front.
+func (s *Site) Service(front *Front, security string) settings.Service {
+	return settings.Service{Host: s.Host, Address: "127.0.0.1", Port: front.Port, Security: security}
+}
