@@ -39,9 +39,9 @@ type labOptions struct {
 
 func labFlags(o *labOptions) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "dir", Usage: "lab directory for the CA file and lab.log (default: a temporary directory removed at exit)", EnvVars: []string{"MAILLAB_DIR"}, Destination: &o.dir, TakesFile: true},
+		&cli.StringFlag{Name: "dir", Usage: "lab `DIR` for the CA file and lab.log (default: a temporary directory removed at exit)", EnvVars: []string{"MAILLAB_DIR"}, Destination: &o.dir, TakesFile: true},
 		&cli.StringFlag{Name: "store", Usage: "keep mail in Maildir under `DIR`, so a restarted lab still has it (default: in memory)", EnvVars: []string{"MAILLAB_STORE"}, Destination: &o.store, TakesFile: true},
-		&cli.StringFlag{Name: "address", Value: "127.0.0.1", Usage: "IP address every service binds; anything but loopback also needs --expose", EnvVars: []string{"MAILLAB_ADDRESS"}, Destination: &o.address},
+		&cli.StringFlag{Name: "address", Value: "127.0.0.1", Usage: "`IP` address every service binds; anything but loopback also needs --expose", EnvVars: []string{"MAILLAB_ADDRESS"}, Destination: &o.address},
 		&cli.BoolFlag{Name: "expose", Usage: "allow a non-loopback --address: the lab serves deliberately broken TLS, so this exposes it to the network", EnvVars: []string{"MAILLAB_EXPOSE"}, Destination: &o.allowNonLoopback},
 		&cli.StringFlag{Name: "advertise", Usage: "IP `ADDRESS` to put in the settings, DNS answers and certificate (default: --address; 127.0.0.1 if that is 0.0.0.0); for a lab in a container whose ports are published elsewhere", EnvVars: []string{"MAILLAB_ADVERTISE"}, Destination: &o.advertise},
 		&cli.StringSliceFlag{Name: "port", Usage: "fix a service's port as `SERVICE=PORT` (repeatable; services: " + strings.Join(lab.PortNames(), ", ") + ")", EnvVars: []string{"MAILLAB_PORT"}},
@@ -49,7 +49,7 @@ func labFlags(o *labOptions) []cli.Flag {
 		&cli.StringFlag{Name: "settings-out", Usage: "write the settings JSON to `FILE` (for maillab diagnose --settings and other tools)", EnvVars: []string{"MAILLAB_SETTINGS_OUT"}, Destination: &o.settingsOut, TakesFile: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the settings JSON instead of the settings for a person", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the transcript of client sessions (it is still in lab.log)", EnvVars: []string{"MAILLAB_QUIET"}, Destination: &o.quiet},
-		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
+		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "`LEVEL` of diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
 	}
 }
 

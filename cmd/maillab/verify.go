@@ -64,7 +64,7 @@ Examples:
 			&cli.DurationFlag{Name: "diagnoser-timeout", Value: time.Minute, Usage: "external diagnoser: bound of one run (it is killed after)", EnvVars: []string{"MAILLAB_DIAGNOSER_TIMEOUT"}, Destination: &o.cmdTimeout},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
 			&cli.StringFlag{Name: "junit", Usage: "also write JUnit XML to `FILE`", EnvVars: []string{"MAILLAB_JUNIT"}, Destination: &o.junit, TakesFile: true},
-			&cli.BoolFlag{Name: "no-progress", Usage: "no progress display even on a terminal", Destination: &o.noProgress},
+			&cli.BoolFlag{Name: "no-progress", Usage: "no progress display even on a terminal", EnvVars: []string{"MAILLAB_NO_PROGRESS"}, Destination: &o.noProgress},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
