@@ -12,9 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -220,53 +220,43 @@ func Load(path string) (*Settings, error) {
 }
 
 // Parse decodes and validates settings JSON; file names the source in
-// errors. Unknown fields are errors, so a typo is not silently ignored.
+// errors, which carry the line and column of what is wrong. Unknown
+// fields are errors, so a typo is not silently ignored. A UTF-8 byte-order
+// mark (as some Windows editors write) is allowed.
 func Parse(file string, data []byte) (*Settings, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var s Settings
-	if err := dec.Decode(&s); err != nil {
-		return nil, decodeError(file, data, dec, err)
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	root, err := scanJSON(data)
+	if err == nil {
+		err = checkSchema(root, reflect.TypeOf(Settings{}), "")
 	}
-	if dec.More() {
-		line, col := position(data, dec.InputOffset())
-		return nil, &Error{File: file, Line: line, Column: col, Msg: "unexpected data after the settings object"}
+	if err != nil {
+		var pe *posError
+		if errors.As(err, &pe) {
+			e := &Error{File: file, Field: pe.field, Msg: pe.msg}
+			if pe.off >= 0 {
+				e.Line, e.Column = position(data, int64(pe.off))
+			}
+			return nil, e
+		}
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	var s Settings
+	if err := json.Unmarshal(data, &s); err != nil {
+		// The scan and the schema check leave nothing encoding/json could
+		// refuse; report it anyway rather than crash.
+		return nil, &Error{File: file, Msg: "invalid settings: " + err.Error()}
 	}
 	if err := s.validate(); err != nil {
 		var se *Error
 		if errors.As(err, &se) {
 			se.File = file
-			se.Line, se.Column = locateField(data, se.Field)
+			if off := locate(root, se.Field); off >= 0 {
+				se.Line, se.Column = position(data, int64(off))
+			}
 		}
 		return nil, err
 	}
 	return &s, nil
-}
-
-func decodeError(file string, data []byte, dec *json.Decoder, err error) error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		line, col := position(data, syn.Offset)
-		return &Error{File: file, Line: line, Column: col, Msg: "invalid JSON: " + syn.Error()}
-	case errors.As(err, &typ):
-		line, col := position(data, typ.Offset)
-		return &Error{File: file, Line: line, Column: col, Field: typ.Field,
-			Msg: fmt.Sprintf("expected %s, found JSON %s", typ.Type, typ.Value)}
-	case errors.Is(err, io.EOF) || len(bytes.TrimSpace(data)) == 0:
-		return &Error{File: file, Msg: "empty file: expected a JSON settings object"}
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		line, col := position(data, int64(len(data)))
-		return &Error{File: file, Line: line, Column: col, Msg: "invalid JSON: unexpected end of file"}
-	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		line, col := position(data, dec.InputOffset())
-		return &Error{File: file, Line: line, Column: col, Msg: "unknown field " + f}
-	}
-	line, col := position(data, dec.InputOffset())
-	return &Error{File: file, Line: line, Column: col, Msg: msg}
 }
 
 // position converts a byte offset into a 1-based line and column.
@@ -281,26 +271,6 @@ func position(data []byte, off int64) (line, col int) {
 	line = bytes.Count(before, []byte{'\n'}) + 1
 	col = int(off) - bytes.LastIndexByte(before, '\n')
 	return line, col
-}
-
-// locateField finds the line of the last key of a dotted field path, best
-// effort: it searches for each key in turn after the previous one.
-func locateField(data []byte, field string) (line, col int) {
-	if field == "" {
-		return 0, 0
-	}
-	off := 0
-	for _, key := range strings.Split(field, ".") {
-		if strings.HasSuffix(key, "]") {
-			key = key[:strings.IndexByte(key, '[')]
-		}
-		i := bytes.Index(data[off:], []byte(strconv.Quote(key)))
-		if i < 0 {
-			return 0, 0
-		}
-		off += i
-	}
-	return position(data, int64(off))
 }
 
 func (s *Settings) validate() error {
@@ -332,7 +302,8 @@ func (s *Settings) validate() error {
 		}
 	}
 	if s.Resolver != "" {
-		if _, port, err := net.SplitHostPort(s.Resolver); err != nil || port == "" {
+		_, port, err := net.SplitHostPort(s.Resolver)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 1 || p > 65535 {
 			return &Error{Field: "resolver", Msg: fmt.Sprintf("%q is not host:port", s.Resolver)}
 		}
 	}

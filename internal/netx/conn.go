@@ -66,6 +66,12 @@ func (d *DelayFirstWrite) Write(b []byte) (int, error) {
 		case <-d.closed:
 		}
 	})
+	select {
+	case <-d.closed:
+		// Closed while the greeting was held: it is never sent.
+		return 0, net.ErrClosed
+	default:
+	}
 	return d.Conn.Write(b)
 }
 

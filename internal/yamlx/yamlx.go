@@ -81,10 +81,18 @@ func Decode(file string, node *yaml.Node, field string, out any) error {
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return errors.New("yamlx: Decode needs a non-nil pointer")
 	}
-	return decode(file, node, field, v.Elem())
+	return decode(file, node, field, v.Elem(), 0)
 }
 
-func decode(file string, node *yaml.Node, field string, v reflect.Value) error {
+// maxDepth bounds nesting (aliases included), so a hostile document
+// cannot exhaust the stack.
+const maxDepth = 100
+
+func decode(file string, node *yaml.Node, field string, v reflect.Value, depth int) error {
+	if depth > maxDepth {
+		return Errorf(file, node, field, "nested more than %d levels", maxDepth)
+	}
+	depth++
 	if node.Kind == yaml.AliasNode {
 		node = node.Alias
 	}
@@ -99,12 +107,16 @@ func decode(file string, node *yaml.Node, field string, v reflect.Value) error {
 		v.SetInt(int64(d))
 		return nil
 	}
+	if v.Type() == reflect.TypeOf(yaml.Node{}) {
+		v.Set(reflect.ValueOf(*node))
+		return nil
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
-		return decode(file, node, field, v.Elem())
+		return decode(file, node, field, v.Elem(), depth)
 	case reflect.Struct:
 		if node.Kind != yaml.MappingNode {
 			return Errorf(file, node, field, "expected a mapping of %s", strings.Join(fieldNames(v.Type()), ", "))
@@ -122,7 +134,7 @@ func decode(file string, node *yaml.Node, field string, v reflect.Value) error {
 				return Errorf(file, k, path, "field given twice")
 			}
 			seen[k.Value] = true
-			if err := decode(file, val, path, v.FieldByIndex(idx)); err != nil {
+			if err := decode(file, val, path, v.FieldByIndex(idx), depth); err != nil {
 				return err
 			}
 		}
@@ -134,7 +146,7 @@ func decode(file string, node *yaml.Node, field string, v reflect.Value) error {
 		if node.Kind != yaml.SequenceNode {
 			// A single value where a list is expected is a list of one.
 			s := reflect.MakeSlice(v.Type(), 1, 1)
-			if err := decode(file, node, field, s.Index(0)); err != nil {
+			if err := decode(file, node, field, s.Index(0), depth); err != nil {
 				return err
 			}
 			v.Set(s)
@@ -142,7 +154,7 @@ func decode(file string, node *yaml.Node, field string, v reflect.Value) error {
 		}
 		s := reflect.MakeSlice(v.Type(), len(node.Content), len(node.Content))
 		for i, item := range node.Content {
-			if err := decode(file, item, fmt.Sprintf("%s[%d]", field, i), s.Index(i)); err != nil {
+			if err := decode(file, item, fmt.Sprintf("%s[%d]", field, i), s.Index(i), depth); err != nil {
 				return err
 			}
 		}
@@ -153,14 +165,20 @@ func decode(file string, node *yaml.Node, field string, v reflect.Value) error {
 			return Errorf(file, node, field, "expected a mapping")
 		}
 		m := reflect.MakeMap(v.Type())
+		seen := map[string]bool{}
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k, val := node.Content[i], node.Content[i+1]
+			if seen[k.Value] {
+				// YAML 1.2 §3.2.1.1: keys are unique.
+				return Errorf(file, k, join(field, k.Value), "key given twice")
+			}
+			seen[k.Value] = true
 			kv := reflect.New(v.Type().Key()).Elem()
-			if err := decode(file, k, field, kv); err != nil {
+			if err := decode(file, k, field, kv, depth); err != nil {
 				return err
 			}
 			vv := reflect.New(v.Type().Elem()).Elem()
-			if err := decode(file, val, join(field, k.Value), vv); err != nil {
+			if err := decode(file, val, join(field, k.Value), vv, depth); err != nil {
 				return err
 			}
 			m.SetMapIndex(kv, vv)
@@ -178,10 +196,6 @@ func decode(file string, node *yaml.Node, field string, v reflect.Value) error {
 			}
 			return nil
 		}
-	}
-	if v.Type() == reflect.TypeOf(yaml.Node{}) {
-		v.Set(reflect.ValueOf(*node))
-		return nil
 	}
 	if node.Kind != yaml.ScalarNode {
 		return Errorf(file, node, field, "expected a single %s value", kindName(v.Kind()))

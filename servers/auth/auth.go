@@ -136,7 +136,8 @@ func Chain(base Authenticator, mws ...Middleware) Authenticator {
 
 // Store authenticates against the accounts of a mailstore: user names
 // compare case-insensitively, passwords exactly, OAuth tokens against
-// Tokens (a bearer token per user name; nil accepts none).
+// Tokens (a bearer token per user name, keyed in lower case; nil accepts
+// none).
 type Store struct {
 	Store  *mailstore.Store
 	Tokens map[string]string

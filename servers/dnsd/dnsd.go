@@ -54,6 +54,18 @@ func (discardLogger) Printf(string, ...interface{}) {}
 func New(cfg Config) (*Server, error) {
 	zones := make(map[string]Zone, len(cfg.Zones))
 	for name, z := range cfg.Zones {
+		// go-mockdns panics at query time on a malformed address; refuse
+		// it here instead.
+		for _, a := range z.A {
+			if ip := net.ParseIP(a); ip == nil || ip.To4() == nil {
+				return nil, fmt.Errorf("dns zone %s: A record %q is not an IPv4 address", name, a)
+			}
+		}
+		for _, a := range z.AAAA {
+			if ip := net.ParseIP(a); ip == nil || ip.To4() != nil {
+				return nil, fmt.Errorf("dns zone %s: AAAA record %q is not an IPv6 address", name, a)
+			}
+		}
 		zones[strings.ToLower(dns.Fqdn(name))] = z
 	}
 	// go-mockdns binds a TCP port and then UDP on the same number, which

@@ -25,6 +25,8 @@ type Message struct {
 	Data         []byte
 
 	file string // Maildir base name without the ":2," info; "" in memory
+	rel  string // the file's current path in the folder ("new/x", "cur/x:2,S")
+	keep string // info letters of other programs (e.g. Dovecot keywords), kept
 }
 
 // Size returns the message size in octets.

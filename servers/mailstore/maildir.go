@@ -111,15 +111,17 @@ var flagLetters = []struct {
 	{'D', FlagDraft}, {'F', FlagFlagged}, {'R', FlagAnswered}, {'S', FlagSeen}, {'T', FlagDeleted},
 }
 
-func infoSuffix(flags []string) string {
-	var b strings.Builder
-	b.WriteString(":2,")
+// infoSuffix is the ":2," info for flags plus letters of other programs,
+// in ASCII order as Maildir requires.
+func infoSuffix(flags []string, keep string) string {
+	letters := []byte(keep)
 	for _, fl := range flagLetters {
 		if containsFold(flags, fl.flag) {
-			b.WriteByte(fl.letter)
+			letters = append(letters, fl.letter)
 		}
 	}
-	return b.String()
+	sort.Slice(letters, func(i, j int) bool { return letters[i] < letters[j] })
+	return ":2," + string(letters)
 }
 
 // keywords returns the flags that are not system flags.
@@ -133,11 +135,13 @@ func keywords(flags []string) []string {
 	return out
 }
 
-func (mb *Mailbox) pathFor(m *Message, flags []string) string {
-	if len(flags) == 0 {
-		return filepath.Join(mb.dir, "new", m.file)
+// target is where a message with flags belongs, relative to the folder:
+// new/ for a fresh message nobody has flagged, cur/ with its info after.
+func target(m *Message, flags []string) string {
+	if len(flags) == 0 && m.keep == "" && (m.rel == "" || strings.HasPrefix(m.rel, "new/")) {
+		return "new/" + m.file
 	}
-	return filepath.Join(mb.dir, "cur", m.file+infoSuffix(flags))
+	return "cur/" + m.file + infoSuffix(flags, m.keep)
 }
 
 func uniqueName(now time.Time) string {
@@ -164,7 +168,8 @@ func (mb *Mailbox) writeMessageLocked(m *Message) error {
 		err = os.Chtimes(tmp, m.InternalDate, m.InternalDate)
 	}
 	if err == nil {
-		err = os.Rename(tmp, mb.pathFor(m, m.Flags))
+		m.rel = target(m, m.Flags)
+		err = os.Rename(tmp, filepath.Join(mb.dir, m.rel))
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -174,18 +179,19 @@ func (mb *Mailbox) writeMessageLocked(m *Message) error {
 }
 
 func (mb *Mailbox) renameForFlagsLocked(m *Message, next []string) error {
-	from, to := mb.pathFor(m, m.Flags), mb.pathFor(m, next)
-	if from == to {
+	to := target(m, next)
+	if to == m.rel {
 		return nil
 	}
-	if err := os.Rename(from, to); err != nil {
+	if err := os.Rename(filepath.Join(mb.dir, m.rel), filepath.Join(mb.dir, to)); err != nil {
 		return fmt.Errorf("maildir flags: %w", err)
 	}
+	m.rel = to
 	return nil
 }
 
 func (mb *Mailbox) removeFileLocked(m *Message) error {
-	if err := os.Remove(mb.pathFor(m, m.Flags)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(filepath.Join(mb.dir, m.rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("maildir expunge: %w", err)
 	}
 	return nil
@@ -272,12 +278,15 @@ func (mb *Mailbox) loadLocked() error {
 		return fmt.Errorf("maildir %s: %w", mb.dir, err)
 	}
 	if mb.uidValidity == 0 {
-		mb.uidValidity = uidValidityFor(mb.user.store.now())
+		mb.uidValidity = mb.user.store.nextValidityLocked()
+	} else if mb.uidValidity > mb.user.store.lastValidity {
+		mb.user.store.lastValidity = mb.uidValidity
 	}
 	type found struct {
 		file  string
-		path  string
+		rel   string
 		flags []string
+		keep  string
 	}
 	var files []found
 	for _, sub := range []string{"new", "cur"} {
@@ -291,29 +300,37 @@ func (mb *Mailbox) loadLocked() error {
 			}
 			base, info, _ := strings.Cut(e.Name(), ":")
 			var flags []string
+			var keep []byte
 			if letters, ok := strings.CutPrefix(info, "2,"); ok {
-				for _, fl := range flagLetters {
-					if strings.IndexByte(letters, fl.letter) >= 0 {
-						flags = append(flags, fl.flag)
+				for i := 0; i < len(letters); i++ {
+					known := false
+					for _, fl := range flagLetters {
+						if letters[i] == fl.letter {
+							flags, known = append(flags, fl.flag), true
+						}
+					}
+					if !known {
+						keep = append(keep, letters[i])
 					}
 				}
 			}
-			files = append(files, found{base, filepath.Join(mb.dir, sub, e.Name()), flags})
+			files = append(files, found{base, sub + "/" + e.Name(), flags, string(keep)})
 		}
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].file < files[j].file })
 	var fresh []*Message
 	for _, f := range files {
-		data, err := os.ReadFile(f.path)
+		path := filepath.Join(mb.dir, f.rel)
+		data, err := os.ReadFile(path)
 		if err != nil {
-			return fmt.Errorf("maildir %s: %w", f.path, err)
+			return fmt.Errorf("maildir %s: %w", path, err)
 		}
-		info, statErr := os.Stat(f.path)
+		info, statErr := os.Stat(path)
 		date := mb.user.store.now()
 		if statErr == nil {
 			date = info.ModTime()
 		}
-		m := &Message{file: f.file, Data: data, InternalDate: date}
+		m := &Message{file: f.file, rel: f.rel, keep: f.keep, Data: data, InternalDate: date}
 		if e, ok := known[f.file]; ok {
 			m.UID = e.uid
 			m.Flags = normalizeFlags(append(f.flags, e.keywords...))
@@ -340,20 +357,22 @@ func parseUIDList(data []byte) (validity, next uint32, entries map[string]uidEnt
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	line := 0
+	header := false
 	for sc.Scan() {
 		line++
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 {
 			continue
 		}
-		if line == 1 {
+		if !header {
+			header = true
 			if len(fields) != 3 || fields[0] != "1" || !strings.HasPrefix(fields[1], "V") || !strings.HasPrefix(fields[2], "N") {
-				return 0, 0, nil, fmt.Errorf("line 1: bad header %q", sc.Text())
+				return 0, 0, nil, fmt.Errorf("line %d: bad header %q", line, sc.Text())
 			}
 			v, err1 := strconv.ParseUint(fields[1][1:], 10, 32)
 			n, err2 := strconv.ParseUint(fields[2][1:], 10, 32)
 			if err1 != nil || err2 != nil || v == 0 || n == 0 {
-				return 0, 0, nil, fmt.Errorf("line 1: bad header %q", sc.Text())
+				return 0, 0, nil, fmt.Errorf("line %d: bad header %q", line, sc.Text())
 			}
 			validity, next = uint32(v), uint32(n)
 			continue
@@ -370,7 +389,7 @@ func parseUIDList(data []byte) (validity, next uint32, entries map[string]uidEnt
 	if err := sc.Err(); err != nil {
 		return 0, 0, nil, err
 	}
-	if line == 0 {
+	if !header {
 		return 0, 0, nil, errors.New("empty uidlist")
 	}
 	return validity, next, entries, nil

@@ -47,6 +47,9 @@ type Store struct {
 	users map[string]*User // by lower-case user name
 	addrs map[string]*User // by lower-case email address
 	now   func() time.Time
+	// lastValidity is the highest UIDVALIDITY handed out, so a mailbox
+	// made again within the same second still gets a new one.
+	lastValidity uint32
 }
 
 // Options configures Open.
@@ -280,7 +283,7 @@ func (u *User) createLocked(name string) (*Mailbox, error) {
 	if _, ok := u.mailboxes[name]; ok {
 		return nil, fmt.Errorf("%s: %w", name, ErrMailboxExists)
 	}
-	mb := &Mailbox{user: u, name: name, uidValidity: uidValidityFor(u.store.now()), uidNext: 1}
+	mb := &Mailbox{user: u, name: name, uidValidity: u.store.nextValidityLocked(), uidNext: 1}
 	if u.dir != "" {
 		mb.dir = u.folderDir(name)
 		if err := mb.initDirLocked(); err != nil {
@@ -397,10 +400,17 @@ func (u *User) Subscribed(name string) bool {
 	return name == Inbox || u.subscribed[name]
 }
 
-func uidValidityFor(t time.Time) uint32 {
-	v := uint32(t.Unix())
+// nextValidityLocked returns a UIDVALIDITY for a new mailbox: the current
+// time in seconds, and always more than any given before (RFC 3501
+// §2.3.1.1: a mailbox made again must not reuse its old value).
+func (s *Store) nextValidityLocked() uint32 {
+	v := uint32(s.now().Unix())
+	if v <= s.lastValidity {
+		v = s.lastValidity + 1
+	}
 	if v == 0 {
 		v = 1
 	}
+	s.lastValidity = v
 	return v
 }
