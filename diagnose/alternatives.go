@@ -128,12 +128,12 @@ func describeAlts(alts []altResult) string {
 func (p *prober) altFix(a altResult, fallback string) string {
 	c := a.c
 	if strings.EqualFold(c.host, p.svc.Host) {
-		return fmt.Sprintf("In the mail client, set the %s port to %d and security to %s (it answers there).", role(p.svc), c.port, securityWord(c.security))
+		return fmt.Sprintf("In the mail client, set the %s port to %d with %s (it answers there).", role(p.svc), c.port, securityWord(c.security))
 	}
 	if slices.Contains([]string{"standard port"}, c.source) {
 		return fallback
 	}
-	return fmt.Sprintf("In the mail client, set the %s to %s, port %d, security %s (published by %s; it answers there).", role(p.svc), c.host, c.port, securityWord(c.security), c.source)
+	return fmt.Sprintf("In the mail client, set the %s to %s, port %d, %s (published by %s; it answers there).", role(p.svc), c.host, c.port, securityWord(c.security), c.source)
 }
 
 func (p *prober) triedAlternatives() bool { return p.altTried }

@@ -4,11 +4,16 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/maillab/maillab/rootcause"
 	"github.com/maillab/maillab/settings"
 )
+
+// reportedGateWait is the shortest wait at the login gate that the auth
+// step's evidence mentions.
+const reportedGateWait = 100 * time.Millisecond
 
 // authGateCheck runs the checks every protocol makes before a login: are
 // there credentials, is the certificate trustworthy, has another service's
@@ -31,7 +36,16 @@ func (p *prober) authGateCheck(ctx context.Context, st *stepRec) (ok, noCreds bo
 		p.skipRest("no login", later)
 		return false, false
 	}
-	if !p.env.gate.wait(ctx, p.idx) {
+	waitStart := time.Now()
+	waitedFor, ok := p.env.gate.wait(ctx, p.idx)
+	if waited := time.Since(waitStart); waited >= reportedGateWait && len(waitedFor) > 0 {
+		// The wait is not the server's time: the step's clock restarts,
+		// and the evidence says why the login started late.
+		st.start = time.Now()
+		st.note = fmt.Sprintf("the login waited %s for %s to log in first (one login at a time, so that a wrong password cannot count several times toward a lockout)",
+			waited.Round(time.Millisecond), strings.Join(waitedFor, ", "))
+	}
+	if !ok {
 		st.skip("the run was cancelled")
 		p.skipRest("no login", later)
 		return false, false

@@ -135,6 +135,12 @@ var authRules = []rule{
 	{name: "smtp-x.7.11", enhanced: []string{"7.11", "7.10"}, code: rootcause.AuthRequiresTLS, meaning: "encryption is required for this mechanism (RFC 4954 §6 / RFC 5248)"},
 	{name: "smtp-530-x.7.0", codes: []int{530}, code: rootcause.AuthRequiresTLS, meaning: "the server requires STARTTLS before AUTH (RFC 3207 §4)"},
 	{name: "smtp-538", codes: []int{538, 523}, code: rootcause.AuthRequiresTLS, meaning: "encryption is required before AUTH"},
+	// Dovecot "Unsupported authentication mechanism." (IMAP NO [ALERT],
+	// POP3 -ERR [AUTH]) and, through Postfix's Dovecot SASL, "535 5.7.8
+	// Error: authentication failed: Invalid authentication mechanism"
+	// (recorded in e2e/testdata/recorded/auth-mech-mismatch.txt): the
+	// mechanism, not the password, was refused, despite [AUTH] and 5.7.8.
+	{name: "mech-unsupported-text", text: re(`(unsupported|unknown|invalid|unrecogni[sz]ed|unavailable) (sasl |authentication |auth )?(mechanism|mech|type|method)`), code: rootcause.AuthMechUnsupported, meaning: "the server does not support the authentication mechanism the client chose"},
 	{name: "pop3-login-delay", respCodes: []string{"LOGIN-DELAY", "LIMIT"}, code: rootcause.SMTPRateLimited, meaning: "the server refuses logins this soon after the last one"},
 	{name: "imap-authfailed", respCodes: []string{"AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED"}, code: rootcause.AuthFailed, meaning: "the server rejected the user name or password (RFC 5530 AUTHENTICATIONFAILED)"},
 	{name: "pop3-auth", respCodes: []string{"AUTH"}, code: rootcause.AuthFailed, meaning: "the server rejected the user name or password (RFC 3206 [AUTH])"},

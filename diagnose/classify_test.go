@@ -68,33 +68,7 @@ func TestReplyTables(t *testing.T) {
 	for _, c := range loadReplyCases(t) {
 		name := filepath.Base(c.file) + ":" + itoa(c.line)
 		t.Run(name, func(t *testing.T) {
-			var v verdict
-			switch c.proto {
-			case "smtp":
-				rep, err := wire.ParseReply(strings.Split(c.reply, `\n`))
-				if err != nil {
-					t.Fatalf("parse %q: %v", c.reply, err)
-				}
-				if stage(c.stage) == stageAuth {
-					v = classifySMTPAuth(rep)
-				} else {
-					v = classifySMTPSend(stage(c.stage), rep)
-				}
-			case "imap":
-				resp, err := wire.ParseResponse(c.reply)
-				if err != nil {
-					t.Fatalf("parse %q: %v", c.reply, err)
-				}
-				v = classifyIMAP(stage(c.stage), resp)
-			case "pop3":
-				st, err := wire.ParseStatus(c.reply)
-				if err != nil {
-					t.Fatalf("parse %q: %v", c.reply, err)
-				}
-				v = classifyPOP3(stage(c.stage), st)
-			default:
-				t.Fatalf("unknown protocol %q", c.proto)
-			}
+			v := classifyReply(t, c.proto, stage(c.stage), c.reply)
 			if v.code != c.want {
 				t.Errorf("classify(%s %s %q) = %s (rule %s), want %s [source: %s]", c.proto, c.stage, c.reply, v.code, v.rule, c.want, c.source)
 			}
@@ -103,6 +77,37 @@ func TestReplyTables(t *testing.T) {
 			}
 		})
 	}
+}
+
+// classifyReply parses reply as proto's wire text (SMTP lines joined by
+// a literal \n) and classifies it at st, as the probes do.
+func classifyReply(t *testing.T, proto string, st stage, reply string) verdict {
+	t.Helper()
+	switch proto {
+	case "smtp":
+		rep, err := wire.ParseReply(strings.Split(reply, `\n`))
+		if err != nil {
+			t.Fatalf("parse %q: %v", reply, err)
+		}
+		if st == stageAuth {
+			return classifySMTPAuth(rep)
+		}
+		return classifySMTPSend(st, rep)
+	case "imap":
+		resp, err := wire.ParseResponse(reply)
+		if err != nil {
+			t.Fatalf("parse %q: %v", reply, err)
+		}
+		return classifyIMAP(st, resp)
+	case "pop3":
+		stt, err := wire.ParseStatus(reply)
+		if err != nil {
+			t.Fatalf("parse %q: %v", reply, err)
+		}
+		return classifyPOP3(st, stt)
+	}
+	t.Fatalf("unknown protocol %q", proto)
+	return verdict{}
 }
 
 func itoa(n int) string {

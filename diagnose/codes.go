@@ -66,7 +66,10 @@ func role(s Service) string {
 	return "server"
 }
 
-// securityWord names a security mode the way mail clients do.
+// securityWord names a security mode the way mail clients' settings
+// dialogs do ("Connection security: SSL/TLS, STARTTLS"), with "no
+// encryption" for none, which reads as a phrase in a sentence where a bare
+// "None" does not.
 func securityWord(sec string) string {
 	switch sec {
 	case settings.SecurityTLS:
@@ -74,7 +77,7 @@ func securityWord(sec string) string {
 	case settings.SecurityStartTLS:
 		return "STARTTLS"
 	}
-	return "None"
+	return "no encryption"
 }
 
 // protoWord returns "SMTP", "IMAP" or "POP3".

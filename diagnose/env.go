@@ -17,12 +17,14 @@ import (
 // its cache, the domain's MX and SRV records, the trusted roots and the
 // login gate.
 type runEnv struct {
-	cfg    Config
-	dns    *dnsprobe.Client
-	roots  *x509.CertPool
-	fetch  func(ctx context.Context, url string) (*x509.Certificate, error)
-	gate   *authGate
-	domain *domainInfo
+	cfg   Config
+	dns   *dnsprobe.Client
+	roots *x509.CertPool
+	// rootCerts are the certificates of the --ca roots, also in roots.
+	rootCerts []*x509.Certificate
+	fetch     func(ctx context.Context, url string) (*x509.Certificate, error)
+	gate      *authGate
+	domain    *domainInfo
 
 	hostsMu sync.Mutex
 	hosts   map[string]*hostLookup
@@ -225,16 +227,21 @@ func (d *domainInfo) describe(protocol string) string {
 // authGate serializes login attempts: service i logs in only after every
 // earlier service has finished its own attempt (or ended before it), and
 // after one login was refused for bad credentials or a locked account, no
-// other service tries the same credentials.
+// other service tries the same credentials. Only the login is gated: a
+// service releases the gate when its login step ends (the login functions
+// defer finish), before its send or fetch test.
 type authGate struct {
 	mu     sync.Mutex
+	names  []string
 	done   []chan struct{}
 	once   []sync.Once
 	burned string
 }
 
-func newAuthGate(n int) *authGate {
-	g := &authGate{done: make([]chan struct{}, n), once: make([]sync.Once, n)}
+// newAuthGate returns a gate for the services named, in probe order.
+func newAuthGate(names []string) *authGate {
+	n := len(names)
+	g := &authGate{names: names, done: make([]chan struct{}, n), once: make([]sync.Once, n)}
 	for i := range g.done {
 		g.done[i] = make(chan struct{})
 	}
@@ -242,15 +249,23 @@ func newAuthGate(n int) *authGate {
 }
 
 // wait blocks until the services before idx are past their login step.
-func (g *authGate) wait(ctx context.Context, idx int) bool {
+// It returns the names of those it had to wait for (not yet past it when
+// their turn came), and false when ctx ended first.
+func (g *authGate) wait(ctx context.Context, idx int) (waitedFor []string, ok bool) {
 	for j := 0; j < idx; j++ {
 		select {
 		case <-g.done[j]:
+			continue
+		default:
+		}
+		waitedFor = append(waitedFor, g.names[j])
+		select {
+		case <-g.done[j]:
 		case <-ctx.Done():
-			return false
+			return waitedFor, false
 		}
 	}
-	return true
+	return waitedFor, true
 }
 
 // finish marks service idx past its login step.

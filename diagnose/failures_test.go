@@ -3,10 +3,13 @@ package diagnose
 import (
 	"crypto/tls"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -217,6 +220,20 @@ func TestPortAndProtocolMismatch(t *testing.T) {
 				cfg := l.config(svc("imap", srv.port, "none"))
 				cfg.Timeout = 500 * time.Millisecond
 				return cfg
+			},
+			check: func(t *testing.T, r *Report) {
+				// The security modes in mail clients' words, never "None".
+				var text strings.Builder
+				r.WriteText(&text)
+				line := fmt.Sprintf("port %d, no encryption", r.Services[0].Port)
+				for _, want := range []string{line + ")", "the settings say no encryption", "set the incoming server (IMAP) security to SSL/TLS"} {
+					if !strings.Contains(r.Summary+" "+r.Fix, want) {
+						t.Errorf("summary %q / fix %q lack %q", r.Summary, r.Fix, want)
+					}
+				}
+				if !strings.Contains(text.String(), line+"\n") || strings.Contains(text.String(), "None") {
+					t.Errorf("text output lacks %q or says None:\n%s", line, text.String())
+				}
 			}},
 		{name: "POP3 settings at the IMAP port", want: rootcause.WrongProtocol, evidence: "IMAP",
 			setup: func(t *testing.T, l *lab) Config {
@@ -258,6 +275,53 @@ func TestTLSFailures(t *testing.T) {
 		{name: "expired", want: rootcause.TLSCertExpired, evidence: "expired",
 			setup: func(t *testing.T, l *lab) Config {
 				return l.config(svc("imaps", tlsServer(t, l.serverTLS(testpki.Opts{NotBefore: now.Add(-40 * time.Hour), NotAfter: now.Add(-time.Hour)})), "tls"))
+			}},
+		{name: "client max TLS 1.0, server TLS 1.0 to 1.3", want: rootcause.Healthy,
+			setup: func(t *testing.T, l *lab) Config {
+				c := l.serverTLS(testpki.Opts{})
+				c.MinVersion = tls.VersionTLS10 // as Postfix 3.7 by default
+				cfg := l.config(svc("imaps", tlsServer(t, c), "tls"))
+				cfg.ClientMaxTLS = "1.0"
+				return cfg
+			},
+			check: func(t *testing.T, r *Report) {
+				// The client's limit chose TLS 1.0: the server is not old.
+				wantFinding(t, r, rootcause.TLSClientOutdated, "the server speaks TLS 1.3")
+				noFinding(t, r, rootcause.TLSProtocolTooOld)
+			}},
+		{name: "client max TLS 1.0, server TLS 1.0 only", want: rootcause.Healthy,
+			setup: func(t *testing.T, l *lab) Config {
+				c := l.serverTLS(testpki.Opts{})
+				c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS10
+				cfg := l.config(svc("imaps", tlsServer(t, c), "tls"))
+				cfg.ClientMaxTLS = "1.0"
+				return cfg
+			},
+			check: func(t *testing.T, r *Report) {
+				wantFinding(t, r, rootcause.TLSProtocolTooOld, "the server speaks at most TLS 1.0")
+				noFinding(t, r, rootcause.TLSClientOutdated)
+			}},
+		{name: "client max TLS 1.1, server TLS 1.0 only", want: rootcause.Healthy,
+			setup: func(t *testing.T, l *lab) Config {
+				c := l.serverTLS(testpki.Opts{})
+				c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS10
+				cfg := l.config(svc("imaps", tlsServer(t, c), "tls"))
+				cfg.ClientMaxTLS = "1.1"
+				return cfg
+			},
+			check: func(t *testing.T, r *Report) {
+				// Below the client's maximum: the server's own limit.
+				wantFinding(t, r, rootcause.TLSProtocolTooOld, "the server speaks at most TLS 1.0")
+			}},
+		{name: "expired before its CA was issued", want: rootcause.TLSCertExpired, evidence: "expired on",
+			setup: func(t *testing.T, l *lab) Config {
+				// The leaf and its (trusted) CA were never valid at the
+				// same time: no single instant verifies the chain.
+				young := testpki.NewRoot(t, "maillab young CA", testpki.Opts{NotBefore: now.Add(-time.Hour)})
+				leaf := young.Leaf(t, testpki.Opts{Names: names, NotBefore: now.Add(-90 * 24 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})
+				cfg := l.config(svc("imaps", tlsServer(t, leafCfg(l, leaf)), "tls"))
+				cfg.CAPEM = append(cfg.CAPEM, young.PEM()...)
+				return cfg
 			}},
 		{name: "not yet valid", want: rootcause.TLSCertNotYetValid, evidence: "clock",
 			setup: func(t *testing.T, l *lab) Config {
@@ -525,7 +589,20 @@ func TestSendFailures(t *testing.T) {
 				cfg.Message = []byte("Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\r\n", 30000))
 				cfg.Timeout = 700 * time.Millisecond
 				return cfg
-			}},
+			},
+			check: checkLinkRate(40000)},
+		{name: "slow link, small TCP window", want: rootcause.LinkSlow, evidence: "went out",
+			setup: func(t *testing.T, l *lab) Config {
+				// A receive window of a few KiB from the start: the reader's
+				// pace reaches the client as a steady flow to measure.
+				f := &smtpFake{dataBytesPerSec: 20000, tls: l.serverTLS(testpki.Opts{})}
+				s := startSmallWindowServer(t, 4096, f.handle)
+				cfg := l.config(svc("submission", s.port, "starttls"))
+				cfg.Message = []byte("Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\r\n", 30000))
+				cfg.Timeout = 700 * time.Millisecond
+				return cfg
+			},
+			check: checkLinkRate(40000)},
 		{name: "no reply after data", want: rootcause.ServerSlow, evidence: "no reply",
 			setup: func(t *testing.T, l *lab) Config {
 				cfg := l.config(smtpOn(t, l, &smtpFake{noDataEndReply: true}))
@@ -605,4 +682,48 @@ func TestIntermittentHandshake(t *testing.T) {
 	c.Timeout = 600 * time.Millisecond
 	r := diagnoseT(t, c)
 	wantRoot(t, "intermittent", r, rootcause.Intermittent)
+}
+
+// wantFinding fails t unless r has a finding with code whose summary
+// contains text.
+func wantFinding(t *testing.T, r *Report, code rootcause.Code, text string) {
+	t.Helper()
+	for _, f := range r.Findings {
+		if f.Code == code && strings.Contains(f.Summary, text) {
+			return
+		}
+	}
+	t.Errorf("no %s finding saying %q in %+v", code, text, r.Findings)
+}
+
+// noFinding fails t if r has a finding with code.
+func noFinding(t *testing.T, r *Report, code rootcause.Code) {
+	t.Helper()
+	for _, f := range r.Findings {
+		if f.Code == code {
+			t.Errorf("unexpected %s finding: %+v", code, f)
+		}
+	}
+}
+
+// checkLinkRate checks a LINK_SLOW report: the bytes the socket buffers
+// took at once are told apart from the link's rate, and a rate given
+// without "at most" (measured after the buffers filled) is at most
+// maxRate bytes/s, twice what the fake server reads.
+func checkLinkRate(maxRate float64) func(t *testing.T, r *Report) {
+	return func(t *testing.T, r *Report) {
+		t.Helper()
+		if !reportContains(r, "went into socket buffers at once") {
+			t.Errorf("the evidence does not separate the buffered bytes: %s", r.Summary)
+		}
+		m := regexp.MustCompile(`carries (at most )?([0-9.]+) (bytes|kB|MB)/s`).FindStringSubmatch(r.Summary)
+		if m == nil {
+			t.Fatalf("summary %q names no rate", r.Summary)
+		}
+		rate, _ := strconv.ParseFloat(m[2], 64)
+		rate *= map[string]float64{"bytes": 1, "kB": 1 << 10, "MB": 1 << 20}[m[3]]
+		if m[1] == "" && rate > maxRate {
+			t.Errorf("summary %q claims a measured rate over %.0f bytes/s", r.Summary, maxRate)
+		}
+	}
 }

@@ -2,17 +2,20 @@ package diagnose
 
 import (
 	"bufio"
+	"context"
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,7 +46,28 @@ type fakeServer struct {
 
 func startServer(t *testing.T, implicit *tls.Config, handle func(c *fconn)) *fakeServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startServerOn(t, net.ListenConfig{}, implicit, handle)
+}
+
+// startSmallWindowServer is startServer with a receive buffer of rcvBuf
+// bytes on every connection from its start, so that TCP's window stays
+// small and a slow reader is felt by the client as a steady pace (a large
+// window on loopback reopens only after tens of KiB were read).
+func startSmallWindowServer(t *testing.T, rcvBuf int, handle func(c *fconn)) *fakeServer {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf)
+		})
+		return errors.Join(err, serr)
+	}}
+	return startServerOn(t, lc, nil, handle)
+}
+
+func startServerOn(t *testing.T, lc net.ListenConfig, implicit *tls.Config, handle func(c *fconn)) *fakeServer {
+	t.Helper()
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +184,12 @@ type smtpFake struct {
 	noDataEndReply bool
 	// resetAfterGreeting cuts every connection after the greeting.
 	resetAfterGreeting bool
-	logins             atomic.Int32
-	messages           atomic.Int32
+	// beforeAuthReply runs before a login is answered; beforeMail
+	// before MAIL FROM is: hooks for tests of what runs concurrently.
+	beforeAuthReply func()
+	beforeMail      func()
+	logins          atomic.Int32
+	messages        atomic.Int32
 }
 
 func (f *smtpFake) handle(c *fconn) {
@@ -244,6 +272,9 @@ func (f *smtpFake) handle(c *fconn) {
 			}
 			f.smtpAuth(c, line)
 		case "MAIL":
+			if f.beforeMail != nil {
+				f.beforeMail()
+			}
 			c.send(or(f.mailReply, "250 2.1.0 Ok"))
 		case "RCPT":
 			c.send(or(f.rcptReply, "250 2.1.5 Ok"))
@@ -363,6 +394,9 @@ func (f *smtpFake) smtpAuth(c *fconn, line string) {
 		return
 	}
 	f.logins.Add(1)
+	if f.beforeAuthReply != nil {
+		f.beforeAuthReply()
+	}
 	if f.authReply != nil {
 		c.send(f.authReply(mech, user, pass))
 		return
@@ -391,7 +425,9 @@ type imapFake struct {
 	loginNo   string // reply after "aN " to a login; "" = check credentials
 	examineNo string
 	exists    int
-	logins    atomic.Int32
+	// onLogin runs when a login command arrives.
+	onLogin func()
+	logins  atomic.Int32
 }
 
 func (f *imapFake) handle(c *fconn) {
@@ -474,6 +510,9 @@ func (f *imapFake) capsFor(c *fconn) string {
 
 func (f *imapFake) login(c *fconn, tag, user, pass string) {
 	f.logins.Add(1)
+	if f.onLogin != nil {
+		f.onLogin()
+	}
 	switch {
 	case f.loginNo != "":
 		c.send(tag + " " + f.loginNo)

@@ -79,6 +79,8 @@ type stepRec struct {
 	p     *prober
 	idx   int
 	start time.Time
+	// note is added to the step's evidence when it finishes.
+	note string
 }
 
 func (p *prober) begin(name string) *stepRec {
@@ -91,6 +93,9 @@ func (s *stepRec) step() *Step { return &s.p.rep.Steps[s.idx] }
 func (s *stepRec) finish(ok bool, evidence string) {
 	st := s.step()
 	st.OK = ok
+	if s.note != "" {
+		evidence += "; " + s.note
+	}
 	st.Evidence = evidence
 	st.ElapsedMS = math.Round(float64(time.Since(s.start).Microseconds())/100) / 10
 }
@@ -239,7 +244,7 @@ func (c candidate) hostPort(s Service) string {
 	if c.port == 0 {
 		return c.host
 	}
-	return fmt.Sprintf("%s, port %d, security %s", c.host, c.port, securityWord(c.security))
+	return fmt.Sprintf("%s, port %d, %s", c.host, c.port, securityWord(c.security))
 }
 
 // suggestion is the domain's published host for this protocol, preferring

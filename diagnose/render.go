@@ -16,7 +16,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if !s.OK {
 			mark = "✗"
 		}
-		fmt.Fprintf(&b, "%s %s  %s port %d, security %s\n", mark, s.Service, s.Host, s.Port, s.Security)
+		fmt.Fprintf(&b, "%s %s  %s port %d, %s\n", mark, s.Service, s.Host, s.Port, securityWord(s.Security))
 		for _, st := range s.Steps {
 			m := "✓"
 			switch {

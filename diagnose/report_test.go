@@ -40,7 +40,22 @@ var goldenReports = map[string]*Report{
 			}},
 		},
 		Findings: []Finding{
-			{Code: rootcause.TLSProtocolTooOld, Service: "submission", Severity: SeverityWarning, Summary: "the server negotiated TLS 1.0, which current mail clients refuse", Evidence: "TLS 1.0, TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", Fix: "The server speaks only old TLS versions that current clients refuse: the administrator must enable TLS 1.2 or 1.3 on the server."},
+			{Code: rootcause.TLSProtocolTooOld, Service: "submission", Severity: SeverityWarning, Summary: "the server speaks at most TLS 1.0, which current mail clients refuse", Evidence: "TLS 1.0, TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", Fix: "The server speaks only old TLS versions that current clients refuse: the administrator must enable TLS 1.2 or 1.3 on the server."},
+		},
+	},
+	"plain-on-993": {
+		RootCause: rootcause.PortSecurityMismatchPlainOnTLS,
+		Summary:   "imaps (mail.example.test port 993, no encryption): port 993 expects SSL/TLS from the first byte, but the settings say no encryption",
+		Fix:       "In the mail client, set the incoming server (IMAP) security to SSL/TLS for port 993.",
+		Services: []ServiceReport{
+			{Service: "imaps", Host: "mail.example.test", Port: 993, Security: "none", OK: false, Steps: []Step{
+				{Step: StepDNS, OK: true, Evidence: "mail.example.test → 192.0.2.25 (answered by 192.0.2.53:53)", ElapsedMS: 2.7},
+				{Step: StepTCP, OK: true, Evidence: "connected to 192.0.2.25:993 in 700µs", ElapsedMS: 0.7},
+				{Step: StepGreeting, OK: false, Code: rootcause.PortSecurityMismatchPlainOnTLS, Evidence: "no greeting within 3s; a TLS handshake on a new connection succeeded (TLS 1.3, TLS_AES_128_GCM_SHA256)", ElapsedMS: 3001.2},
+				{Step: StepCapabilities, OK: true, Skipped: true, Evidence: "skipped: no greeting"},
+				{Step: StepAuth, OK: true, Skipped: true, Evidence: "skipped: no greeting"},
+				{Step: StepFetch, OK: true, Skipped: true, Evidence: "skipped: no greeting"},
+			}},
 		},
 	},
 	"healthy": {

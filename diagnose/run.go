@@ -3,6 +3,7 @@ package diagnose
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"slices"
@@ -23,7 +24,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	roots, err := loadRoots(c)
+	roots, rootCerts, err := loadRoots(c)
 	if err != nil {
 		return nil, err
 	}
@@ -35,13 +36,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, &UsageError{Field: "resolv.conf", Msg: err.Error()}
 	}
 	env := &runEnv{
-		cfg:    c,
-		dns:    dc,
-		roots:  roots,
-		fetch:  certcheck.HTTPFetcher(c.Timeout),
-		gate:   newAuthGate(len(c.Services)),
-		domain: &domainInfo{name: c.Domain, done: make(chan struct{}), srv: map[string][]dnsprobe.SRV{}, notOffered: map[string]bool{}, srvResult: map[string]dnsprobe.Result{}},
-		hosts:  map[string]*hostLookup{},
+		cfg:       c,
+		dns:       dc,
+		roots:     roots,
+		rootCerts: rootCerts,
+		fetch:     certcheck.HTTPFetcher(c.Timeout),
+		gate:      newAuthGate(serviceNames(c.Services)),
+		domain:    &domainInfo{name: c.Domain, done: make(chan struct{}), srv: map[string][]dnsprobe.SRV{}, notOffered: map[string]bool{}, srvResult: map[string]dnsprobe.Result{}},
+		hosts:     map[string]*hostLookup{},
 	}
 	// A safety net above the per-step deadlines: no run outlives it.
 	ctx, cancel := context.WithTimeout(ctx, 20*c.Timeout+5*time.Second)
@@ -62,8 +64,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return assemble(env, probers), nil
 }
 
-// loadRoots returns the system roots plus CAFile and CAPEM.
-func loadRoots(c Config) (*x509.CertPool, error) {
+// serviceNames returns the services' names in order.
+func serviceNames(services []Service) []string {
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// loadRoots returns the system roots plus CAFile and CAPEM, and the
+// certificates of CAFile and CAPEM (certcheck.Input.RootCerts).
+func loadRoots(c Config) (*x509.CertPool, []*x509.Certificate, error) {
 	var pool *x509.CertPool
 	if !c.NoSystemRoots {
 		if sys, err := x509.SystemCertPool(); err == nil {
@@ -73,19 +85,52 @@ func loadRoots(c Config) (*x509.CertPool, error) {
 	if pool == nil {
 		pool = x509.NewCertPool()
 	}
+	var certs []*x509.Certificate
 	if c.CAFile != "" {
 		data, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			return nil, &UsageError{Field: "--ca", Msg: err.Error()}
+			return nil, nil, &UsageError{Field: "--ca", Msg: err.Error()}
 		}
-		if !pool.AppendCertsFromPEM(data) {
-			return nil, &UsageError{Field: "--ca", Msg: fmt.Sprintf("%s: no PEM certificate found", c.CAFile)}
+		found := parsePEMCerts(data)
+		if len(found) == 0 {
+			return nil, nil, &UsageError{Field: "--ca", Msg: fmt.Sprintf("%s: no PEM certificate found", c.CAFile)}
 		}
+		certs = append(certs, found...)
 	}
-	if len(c.CAPEM) > 0 && !pool.AppendCertsFromPEM(c.CAPEM) {
-		return nil, &UsageError{Field: "ca", Msg: "no PEM certificate in the extra roots"}
+	if len(c.CAPEM) > 0 {
+		found := parsePEMCerts(c.CAPEM)
+		if len(found) == 0 {
+			return nil, nil, &UsageError{Field: "ca", Msg: "no PEM certificate in the extra roots"}
+		}
+		certs = append(certs, found...)
 	}
-	return pool, nil
+	for _, cert := range certs {
+		pool.AddCert(cert)
+	}
+	return pool, certs, nil
+}
+
+// parsePEMCerts returns the certificates of the CERTIFICATE blocks in
+// data, skipping blocks that do not parse, as x509.CertPool's
+// AppendCertsFromPEM does.
+func parsePEMCerts(data []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for len(data) > 0 {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" || len(block.Headers) != 0 {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			continue
+		}
+		out = append(out, cert)
+	}
+	return out
 }
 
 // assemble turns the probes into a Report: cross-service judgements, the

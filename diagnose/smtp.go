@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -311,14 +312,12 @@ func (p *prober) smtpSend(s *session, ehlo wire.EHLO, authed bool) {
 		}
 	}
 	start := time.Now()
-	n, err := writeData(s, msg)
+	writes, total, err := writeData(s, msg)
 	elapsed := time.Since(start)
+	n := written(writes)
 	if err != nil {
 		if netErrKind(err) == nkTimeout {
-			rate := float64(n) / elapsed.Seconds()
-			st.fail(rootcause.LinkSlow, fmt.Sprintf("after %s only %d of %d bytes of the message were sent (%s/s)", elapsed.Round(time.Millisecond), n, len(msg)+5, humanBytes(int64(rate))),
-				fmt.Sprintf("the link sends only %s/s: the %s message cannot be sent within %s", humanBytes(int64(rate)), humanBytes(int64(len(msg))), p.cfg.Timeout),
-				fmt.Sprintf("The connection to %s moves only %s per second, too slow for this %s message. Check for bandwidth limits or a throttled line, send from a faster network, or make the message smaller.", p.svc.Host, humanBytes(int64(rate)), humanBytes(int64(len(msg)))))
+			p.linkSlow(st, estimateLink(writes), n, total, len(msg))
 			return
 		}
 		p.sessionFailed(st, "the message data", err)
@@ -343,21 +342,158 @@ func (p *prober) smtpSend(s *session, ehlo wire.EHLO, authed bool) {
 	st.pass(strings.Join(transcript, "; "))
 }
 
-// writeData writes the dot-stuffed message and the final ".", in chunks,
-// returning how many bytes went out before an error.
-func writeData(s *session, msg []byte) (int, error) {
+// linkSlow records a message that could not be sent within the timeout,
+// with the link's rate measured once the buffers on the way were full.
+func (p *prober) linkSlow(st *stepRec, e linkEstimate, sent, total, size int) {
+	rate := humanBytes(int64(e.rate)) + "/s"
+	if e.upper {
+		rate = "at most " + rate
+	}
+	ev := fmt.Sprintf("after %s only %d of %d bytes of the message were sent", e.elapsed.Round(time.Millisecond), sent, total)
+	switch {
+	case e.buffered == 0:
+		ev += fmt.Sprintf(" (%s)", rate)
+	case e.drained == 0:
+		ev += fmt.Sprintf("; the first %d bytes went into socket buffers at once, then nothing more went out in the last %s (%s over the whole transfer)",
+			e.buffered, e.window.Round(time.Millisecond), rate)
+	default:
+		ev += fmt.Sprintf("; the first %d bytes went into socket buffers at once; in the last %s, with them full, %d bytes went out (%s)",
+			e.buffered, e.window.Round(time.Millisecond), e.drained, rate)
+	}
+	st.fail(rootcause.LinkSlow, ev,
+		fmt.Sprintf("the link carries %s: the %s message cannot be sent within %s", rate, humanBytes(int64(size)), p.cfg.Timeout),
+		fmt.Sprintf("The connection to %s carries %s, too slow for this %s message. Check for bandwidth limits or a throttled line, send from a faster network, or make the message smaller.", p.svc.Host, rate, humanBytes(int64(size))))
+}
+
+// dataChunk is the size of each write of the message data: small, so that
+// the writes that wait for the link time it finely (estimateLink errs by
+// up to one write).
+const dataChunk = 1024
+
+// blockedWrite is how long a write must take to count as waiting for the
+// link: copying one chunk into a socket buffer with room takes
+// microseconds.
+const blockedWrite = 2 * time.Millisecond
+
+// chunkWrite is one write of the message data.
+type chunkWrite struct {
+	// n is how many bytes the connection accepted.
+	n          int
+	start, end time.Time
+	// complete is false for a write cut short by an error.
+	complete bool
+}
+
+// written sums the bytes the writes delivered.
+func written(writes []chunkWrite) int {
+	n := 0
+	for _, w := range writes {
+		n += w.n
+	}
+	return n
+}
+
+// writeData writes the dot-stuffed message and the final "." in chunks
+// within one timeout, and returns every write with its timing and the
+// size of the whole.
+func writeData(s *session, msg []byte) ([]chunkWrite, int, error) {
 	data := dotStuff(msg)
 	s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
-	written := 0
-	for written < len(data) {
-		end := min(written+4096, len(data))
-		n, err := s.conn.Write(data[written:end])
-		written += n
+	writes := make([]chunkWrite, 0, len(data)/dataChunk+1)
+	for off := 0; off < len(data); {
+		end := min(off+dataChunk, len(data))
+		w := chunkWrite{start: time.Now()}
+		var err error
+		w.n, err = s.conn.Write(data[off:end])
+		w.end, w.complete = time.Now(), err == nil
+		writes = append(writes, w)
+		off += w.n
 		if err != nil {
-			return written, err
+			return writes, len(data), err
 		}
 	}
-	return written, nil
+	return writes, len(data), nil
+}
+
+// linkEstimate is the rate of a link, measured from a transfer that did
+// not finish.
+type linkEstimate struct {
+	// rate is in bytes per second.
+	rate float64
+	// upper is set when rate is only an upper bound.
+	upper bool
+	// buffered are the bytes accepted before the first write that had to
+	// wait for the link: what the buffers on the way took at once.
+	buffered int
+	// drained are the bytes accepted over window, the end of the
+	// transfer, while the buffers were full.
+	drained int
+	window  time.Duration
+	// elapsed is the time of the whole transfer.
+	elapsed time.Duration
+}
+
+// estimateLink measures the link from the writes of a transfer cut short
+// by its deadline. The first writes only fill buffers (this computer's
+// socket buffer, the receiver's, and any on the way), which take data at
+// once and would overstate the rate. Once a write has had to wait for the
+// link they are full, and they are full at the deadline (the last write
+// was waiting): from then on the connection accepts only what the link
+// carries away. The rate is measured over the second half of the
+// transfer, from the end of the last write that ended before its middle
+// (and after the first wait), so that a pause of this process while the
+// buffers were still filling (a garbage collection, a busy machine),
+// which looks like a wait, cannot start the measurement early. It may err
+// by the room the buffers had when the window opened (less than what the
+// link frees at a time) and by a TLS record written only in part. When
+// the first wait ended after the middle, the rate is measured from its
+// start and is an upper bound (the buffers had room for part of that
+// write); when nothing was accepted in the window (a stalled link, or a
+// receiver that reopens its TCP window only after reading much of it),
+// the whole transfer's bytes over its time bound the rate, as they do
+// when no write waited at all.
+func estimateLink(writes []chunkWrite) linkEstimate {
+	if len(writes) == 0 {
+		return linkEstimate{}
+	}
+	first, last := writes[0], writes[len(writes)-1]
+	e := linkEstimate{elapsed: last.end.Sub(first.start)}
+	whole := func() linkEstimate {
+		e.upper = true
+		e.rate = perSecond(written(writes), e.elapsed)
+		return e
+	}
+	k := slices.IndexFunc(writes, func(w chunkWrite) bool { return w.end.Sub(w.start) >= blockedWrite })
+	if k < 0 {
+		e.drained, e.window = written(writes), e.elapsed
+		return whole()
+	}
+	e.buffered = written(writes[:k])
+	mid := first.start.Add(e.elapsed / 2)
+	from := -1 // the last write from the first wait on that ended by mid
+	for i := k; i < len(writes)-1 && !writes[i].end.After(mid); i++ {
+		from = i
+	}
+	if from >= 0 {
+		e.drained = written(writes[from+1:])
+		e.window = last.end.Sub(writes[from].end)
+	} else {
+		e.upper = true
+		e.drained = written(writes[k:])
+		e.window = last.end.Sub(writes[k].start)
+	}
+	if e.drained == 0 {
+		return whole()
+	}
+	e.rate = perSecond(e.drained, e.window)
+	return e
+}
+
+func perSecond(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
 }
 
 // dotStuff converts a message to the DATA wire form (RFC 5321 §4.5.2):

@@ -92,6 +92,7 @@ func (p *prober) judgeTLS(ctx context.Context, st *stepRec, h hsResult, stalls, 
 		Chain:       h.state.PeerCertificates,
 		Host:        p.svc.Host,
 		Roots:       p.env.roots,
+		RootCerts:   p.env.rootCerts,
 		Now:         now,
 		FetchIssuer: p.env.fetch,
 	})
@@ -105,9 +106,7 @@ func (p *prober) judgeTLS(ctx context.Context, st *stepRec, h hsResult, stalls, 
 		ev += fmt.Sprintf("; %d of %d handshakes stalled", stalls, tries)
 	}
 	if h.state.Version < tls.VersionTLS12 {
-		p.note(SeverityWarning, rootcause.TLSProtocolTooOld,
-			fmt.Sprintf("the server negotiated %s, which current mail clients refuse", tlsVersionName(h.state.Version)),
-			ev, defaultFix(rootcause.TLSProtocolTooOld, p.svc))
+		p.noteOldTLS(ctx, h.state.Version, ev)
 	}
 	switch {
 	case v.Code != "":
@@ -131,6 +130,38 @@ func (p *prober) judgeTLS(ctx context.Context, st *stepRec, h hsResult, stalls, 
 		st.fail(rootcause.Intermittent, ev, fmt.Sprintf("%d of %d TLS handshakes with %s port %d stalled; the others succeeded", stalls, tries, p.svc.Host, p.svc.Port), "")
 	default:
 		st.pass(ev)
+	}
+}
+
+// noteOldTLS warns about a connection that works with a TLS version below
+// 1.2. The version is the highest that both sides speak (RFC 8446 §4.2.1,
+// RFC 5246 §7.4.1.2), so it says whose limit chose it: when it is below
+// the client's maximum it is the server's maximum; when it is the
+// client's, a second handshake offering TLS 1.0 to 1.3 learns the
+// server's. Old TLS is the server's fault only when its own maximum is old.
+func (p *prober) noteOldTLS(ctx context.Context, negotiated uint16, ev string) {
+	clientMax := clientParams(p.cfg.ClientMaxTLS).max
+	serverMax, known := negotiated, negotiated < clientMax
+	if !known {
+		if w := p.freshHandshake(ctx, wideParams); w.ok() {
+			serverMax, known = w.state.Version, true
+			w.conn.Close()
+		}
+	}
+	switch {
+	case known && serverMax < tls.VersionTLS12:
+		p.note(SeverityWarning, rootcause.TLSProtocolTooOld,
+			fmt.Sprintf("the server speaks at most %s, which current mail clients refuse", tlsVersionName(serverMax)),
+			ev, defaultFix(rootcause.TLSProtocolTooOld, p.svc))
+	case known:
+		p.note(SeverityWarning, rootcause.TLSClientOutdated,
+			fmt.Sprintf("the connection uses %s only because the client allows nothing newer; the server speaks %s, and servers that require TLS 1.2 will refuse this client", tlsVersionName(negotiated), tlsVersionName(serverMax)),
+			fmt.Sprintf("%s; with TLS 1.0–1.3 allowed, the server negotiated %s", ev, tlsVersionName(serverMax)),
+			fmt.Sprintf("The mail client allows at most %s: update it, or enable TLS 1.2 in its (or the operating system's) settings.", tlsVersionName(clientMax)))
+	default:
+		p.note(SeverityWarning, "",
+			fmt.Sprintf("the connection uses %s, the highest version the client allows; whether the server speaks a newer one could not be tested", tlsVersionName(negotiated)),
+			ev, fmt.Sprintf("The mail client allows at most %s: update it, or enable TLS 1.2 in its (or the operating system's) settings.", tlsVersionName(clientMax)))
 	}
 }
 

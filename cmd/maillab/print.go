@@ -17,7 +17,7 @@ func securityLabel(sec string) string {
 	case settings.SecurityStartTLS:
 		return "STARTTLS"
 	}
-	return "None"
+	return "no encryption"
 }
 
 var serviceNotes = map[string]string{

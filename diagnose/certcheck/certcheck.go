@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,14 @@ type Input struct {
 	Host string
 	// Roots are the trusted roots; nil means the system's.
 	Roots *x509.CertPool
+	// RootCerts are trusted roots the caller holds as certificates (those
+	// of a --ca file), also in Roots. They let Check follow a signature to
+	// a root whose validity does not overlap the leaf's: Go's verifier
+	// judges every certificate of a chain at one instant, so an expired
+	// leaf under a CA created after it was issued would otherwise look
+	// untrusted. Nil is fine for the system roots, which predate the
+	// certificates they sign.
+	RootCerts []*x509.Certificate
 	// Now is the time to judge validity at; zero means time.Now().
 	Now time.Time
 	// FetchIssuer downloads a certificate from an AIA caIssuers URL; nil
@@ -52,8 +61,9 @@ type Verdict struct {
 	// Evidence describes the certificates that matter: subject, issuer,
 	// names, validity dates, algorithms.
 	Evidence string
-	// Trusted is true when the chain verifies to a trusted root, judged at
-	// a time when every certificate is valid and ignoring the name.
+	// Trusted is true when the chain leads to a trusted root, judged
+	// whatever the dates (they are a verdict of their own) and ignoring
+	// the name.
 	Trusted bool
 	// Names are the leaf's DNS and IP subject alternative names (the
 	// subject common name when there are none).
@@ -101,28 +111,27 @@ func Check(ctx context.Context, in Input) Verdict {
 	if weak := weakness(in.Chain); weak != "" {
 		v.Code = rootcause.TLSCertWeak
 		v.Summary = "the server's certificate uses " + weak
-		v.Trusted = verifies(in, validTime(in.Chain, now), nil, nil)
+		_, v.Trusted = trustPath(in, now, nil, nil)
 		return v
 	}
 
-	// 2. Trust, judged at a time when every certificate is valid.
-	at := validTime(in.Chain, now)
-	if verifies(in, at, nil, nil) {
-		v.Trusted = true
-	} else {
-		trustVerdict(ctx, in, at, &v)
-		if v.Code != "" {
-			return v
-		}
+	// 2. Trust, whatever the dates: an expired certificate of a trusted CA
+	// is expired, not untrusted.
+	path, ok := trustPath(in, now, nil, nil)
+	if !ok {
+		trustVerdict(ctx, in, now, &v)
+		return v
 	}
+	v.Trusted = true
 
-	// 3. Dates.
-	for i, c := range in.Chain {
-		if isSelfSigned(c) && i > 0 {
-			continue
-		}
+	// 3. Dates, of every certificate from the leaf to the trusted root
+	// (the trust store's copy of the root, not one the server sent).
+	for i, c := range path {
 		what := "the server's certificate"
-		if i > 0 {
+		switch {
+		case i == len(path)-1 && i > 0:
+			what = fmt.Sprintf("the root certificate %q", c.Subject.CommonName)
+		case i > 0:
 			what = fmt.Sprintf("the intermediate certificate %q", c.Subject.CommonName)
 		}
 		switch {
@@ -149,7 +158,7 @@ func Check(ctx context.Context, in Input) Verdict {
 }
 
 // trustVerdict classifies a chain that does not verify to a trusted root.
-func trustVerdict(ctx context.Context, in Input, at time.Time, v *Verdict) {
+func trustVerdict(ctx context.Context, in Input, now time.Time, v *Verdict) {
 	leaf := in.Chain[0]
 	last := in.Chain[len(in.Chain)-1]
 	if product := interceptionIn(in.Chain); product != "" {
@@ -181,7 +190,7 @@ func trustVerdict(ctx context.Context, in Input, at time.Time, v *Verdict) {
 		}
 		v.Fetched = append(v.Fetched, url)
 		if isSelfSigned(issuer) {
-			if verifies(in, at, fetched, issuer) {
+			if _, ok := trustPath(in, now, fetched, issuer); ok {
 				// The fetched root completes the chain but is not in
 				// the trust store: a private or unknown CA.
 				v.Code = rootcause.TLSCertUntrusted
@@ -191,7 +200,7 @@ func trustVerdict(ctx context.Context, in Input, at time.Time, v *Verdict) {
 			break
 		}
 		fetched = append(fetched, issuer)
-		if verifies(in, at, fetched, nil) {
+		if _, ok := trustPath(in, now, fetched, nil); ok {
 			v.Trusted = true
 			v.Code = rootcause.TLSCertChainIncomplete
 			v.Summary = fmt.Sprintf("the server does not send the intermediate certificate %q (found at %s); clients that do not download it, as most mail clients do not, reject the chain", issuer.Subject.String(), url)
@@ -216,29 +225,152 @@ func trustVerdict(ctx context.Context, in Input, at time.Time, v *Verdict) {
 	v.Summary = fmt.Sprintf("the issuer %q of the last certificate the server sent is neither sent nor trusted (%s): the server omits an intermediate, or the chain belongs to a CA this computer does not trust", cur.Issuer.String(), why)
 }
 
-// verifies reports whether the chain verifies at time at, ignoring the
-// host name, with extra intermediates; a non-nil root replaces the trusted
-// roots by that one certificate.
-func verifies(in Input, at time.Time, extra []*x509.Certificate, root *x509.Certificate) bool {
-	inter := x509.NewCertPool()
-	for _, c := range in.Chain[1:] {
-		inter.AddCert(c)
+// trustPath returns the certificates from the leaf to a trusted root
+// (the trust store's copy) that the chain, with the extra intermediates,
+// leads to by signatures and names, whatever the dates; a non-nil root
+// replaces the trusted roots by that one certificate. Go's verifier judges
+// every certificate at one instant, so it is tried at several: now, a time
+// when every certificate sent is valid, and inside the window of each
+// certificate involved. When no instant suits every certificate (a leaf
+// that expired before its CA's certificate was issued or re-issued), the
+// chain is followed one link at a time (issuerPath).
+func trustPath(in Input, now time.Time, extra []*x509.Certificate, root *x509.Certificate) ([]*x509.Certificate, bool) {
+	for _, at := range instants(in, now, extra, root) {
+		if path, ok := verifyPath(in, in.Chain[0], at, extra, root); ok {
+			return path, true
+		}
 	}
-	for _, c := range extra {
-		inter.AddCert(c)
+	return issuerPath(in, in.Chain[0], now, extra, root, 0)
+}
+
+// maxChainDepth bounds the walk of issuerPath; real chains have at most
+// two intermediates.
+const maxChainDepth = 4
+
+// issuerPath looks for a certificate that signed c (sent, extra, or a
+// trusted root the caller holds) and is a trusted root or leads to one,
+// and returns the path from c. A link whose two certificates are valid at
+// a common instant must pass Go's verifier at that instant (signature, CA
+// constraints, key usage); a link without one, where the verifier cannot
+// be used, is checked by its signature (which needs the issuer to be a CA
+// allowed to sign certificates). The dates themselves are judged by the
+// caller.
+func issuerPath(in Input, c *x509.Certificate, now time.Time, extra []*x509.Certificate, root *x509.Certificate, depth int) ([]*x509.Certificate, bool) {
+	if depth >= maxChainDepth {
+		return nil, false
+	}
+	roots := in.RootCerts
+	if root != nil {
+		roots = []*x509.Certificate{root}
+	}
+	var candidates []*x509.Certificate
+	candidates = append(candidates, in.Chain[1:]...)
+	candidates = append(candidates, extra...)
+	candidates = append(candidates, roots...)
+	for _, p := range candidates {
+		if p.Equal(c) || !bytes.Equal(c.RawIssuer, p.RawSubject) || !linkHolds(c, p) {
+			continue
+		}
+		if slices.ContainsFunc(roots, p.Equal) {
+			return []*x509.Certificate{c, p}, true
+		}
+		// p verifies to a trusted root by itself (or is one the server
+		// sent), at some instant of its own validity.
+		for _, at := range []time.Time{now, midpoint(p)} {
+			if up, ok := verifyPath(in, p, at, extra, root); ok {
+				return append([]*x509.Certificate{c}, up...), true
+			}
+		}
+		if up, ok := issuerPath(in, p, now, extra, root, depth+1); ok {
+			return append([]*x509.Certificate{c}, up...), true
+		}
+	}
+	return nil, false
+}
+
+// linkHolds reports whether parent signed child: by Go's verifier with
+// parent as the only root, at an instant when both are valid, or by the
+// signature alone when there is no such instant.
+func linkHolds(child, parent *x509.Certificate) bool {
+	lo, hi := child.NotBefore, child.NotAfter
+	if parent.NotBefore.After(lo) {
+		lo = parent.NotBefore
+	}
+	if parent.NotAfter.Before(hi) {
+		hi = parent.NotAfter
+	}
+	if lo.After(hi) {
+		return child.CheckSignatureFrom(parent) == nil
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(parent)
+	_, err := child.Verify(x509.VerifyOptions{
+		Roots:       roots,
+		CurrentTime: lo.Add(hi.Sub(lo) / 2),
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	return err == nil
+}
+
+// instants are the times at which trustPath tries Go's verifier: now, a
+// time when every certificate sent is valid (validTime), and the middle of
+// the validity of each certificate sent or fetched, and of each root held
+// that issued one of them.
+func instants(in Input, now time.Time, extra []*x509.Certificate, root *x509.Certificate) []time.Time {
+	out := []time.Time{now, validTime(in.Chain, now)}
+	var certs []*x509.Certificate
+	certs = append(certs, in.Chain...)
+	certs = append(certs, extra...)
+	roots := in.RootCerts
+	if root != nil {
+		roots = []*x509.Certificate{root}
+	}
+	issued := slices.Clone(certs)
+	for _, r := range roots {
+		if slices.ContainsFunc(issued, func(c *x509.Certificate) bool { return bytes.Equal(c.RawIssuer, r.RawSubject) }) {
+			certs = append(certs, r)
+		}
+	}
+	for _, c := range certs {
+		if at := midpoint(c); !slices.ContainsFunc(out, at.Equal) {
+			out = append(out, at)
+		}
+	}
+	return out
+}
+
+// midpoint is the middle of c's validity.
+func midpoint(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)
+}
+
+// verifyPath verifies c at time at, ignoring the host name, with the
+// chain's other certificates and extra as intermediates, and returns the
+// first chain found (c first, a trusted root last); a non-nil root
+// replaces the trusted roots by that one certificate.
+func verifyPath(in Input, c *x509.Certificate, at time.Time, extra []*x509.Certificate, root *x509.Certificate) ([]*x509.Certificate, bool) {
+	inter := x509.NewCertPool()
+	for _, ic := range in.Chain[1:] {
+		inter.AddCert(ic)
+	}
+	for _, ic := range extra {
+		inter.AddCert(ic)
 	}
 	roots := in.Roots
 	if root != nil {
 		roots = x509.NewCertPool()
 		roots.AddCert(root)
 	}
-	_, err := in.Chain[0].Verify(x509.VerifyOptions{
+	chains, err := c.Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: inter,
 		CurrentTime:   at,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
-	return err == nil
+	if err != nil || len(chains) == 0 {
+		return nil, false
+	}
+	return chains[0], true
 }
 
 // validTime returns a time at which every certificate of the chain is
@@ -260,8 +392,7 @@ func validTime(chain []*x509.Certificate, now time.Time) time.Time {
 	case lo.Before(hi):
 		return lo.Add(hi.Sub(lo) / 2)
 	}
-	leaf := chain[0]
-	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	return midpoint(chain[0])
 }
 
 // isSelfSigned reports whether c's issuer is its subject and its signature

@@ -70,13 +70,14 @@ func TestCheck(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(root.Cert)
 	pool.AddCert(rsaRoot.Cert)
+	rootCerts := []*x509.Certificate{root.Cert, rsaRoot.Cert}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			host := tt.host
 			if host == "" {
 				host = tt.chain[0].Subject.CommonName
 			}
-			in := Input{Chain: tt.chain, Host: host, Roots: pool, Now: now}
+			in := Input{Chain: tt.chain, Host: host, Roots: pool, RootCerts: rootCerts, Now: now}
 			if tt.fetch {
 				in.FetchIssuer = HTTPFetcher(time.Second)
 			}
@@ -95,6 +96,71 @@ func TestCheck(t *testing.T) {
 			}
 			if tt.want != "" && v.Evidence == "" {
 				t.Errorf("Check(%s) has no evidence", tt.name)
+			}
+		})
+	}
+}
+
+// TestCheckValidityWithoutOverlap covers chains in which no instant
+// exists at which every certificate is valid, so that Go's verifier, which
+// judges the whole chain at one instant, fails at every instant: the leaf
+// must still be judged by its dates, not reported as untrusted.
+func TestCheckValidityWithoutOverlap(t *testing.T) {
+	now := time.Now()
+	day := 24 * time.Hour
+	names := []string{"mail.example.test"}
+	expiredOpts := testpki.Opts{Names: names, NotBefore: now.Add(-90 * day), NotAfter: now.Add(-day)}
+
+	// A CA created an hour ago (or re-issued with a new NotBefore) that
+	// signed a leaf which expired yesterday.
+	young := testpki.NewRoot(t, "Young Root CA", testpki.Opts{NotBefore: now.Add(-time.Hour)})
+	youngLeaf := young.Leaf(t, expiredOpts)
+	// The same under a long-lived root, through an intermediate issued an
+	// hour ago.
+	old := testpki.NewRoot(t, "Old Root CA", testpki.Opts{NotBefore: now.Add(-3 * 365 * day), NotAfter: now.Add(3 * 365 * day)})
+	youngInter := old.Intermediate(t, "Young Issuing CA", testpki.Opts{NotBefore: now.Add(-time.Hour)})
+	// A CA that expires in an hour and signed a leaf valid from in 5 days.
+	ending := testpki.NewRoot(t, "Ending Root CA", testpki.Opts{NotBefore: now.Add(-30 * day), NotAfter: now.Add(time.Hour)})
+	// A trusted root that expired yesterday, over a valid leaf.
+	expiredRoot := testpki.NewRoot(t, "Expired Root CA", testpki.Opts{NotBefore: now.Add(-400 * day), NotAfter: now.Add(-day)})
+	// An impostor CA with the young root's name, not trusted.
+	impostor := testpki.NewRoot(t, "", testpki.Opts{Subject: young.Cert.Subject, NotBefore: now.Add(-time.Hour)})
+
+	trustedRoots := []*testpki.CA{young, old, ending, expiredRoot}
+	pool := x509.NewCertPool()
+	var rootCerts []*x509.Certificate
+	for _, ca := range trustedRoots {
+		pool.AddCert(ca.Cert)
+		rootCerts = append(rootCerts, ca.Cert)
+	}
+
+	tests := []struct {
+		name      string
+		chain     []*x509.Certificate
+		rootCerts []*x509.Certificate
+		want      rootcause.Code
+		trusted   bool
+		summary   string
+	}{
+		{"leaf expired before its CA was issued, leaf only", youngLeaf.Chain(), rootCerts, rootcause.TLSCertExpired, true, "server's certificate expired on"},
+		{"leaf expired before its CA was issued, CA sent", youngLeaf.Chain(young), rootCerts, rootcause.TLSCertExpired, true, "server's certificate expired on"},
+		{"leaf expired before its intermediate was issued", youngInter.Leaf(t, expiredOpts).Chain(youngInter), nil, rootcause.TLSCertExpired, true, "server's certificate expired on"},
+		{"leaf valid only after its CA expires", ending.Leaf(t, testpki.Opts{Names: names, NotBefore: now.Add(5 * day), NotAfter: now.Add(50 * day)}).Chain(), rootCerts, rootcause.TLSCertNotYetValid, true, "valid only from"},
+		{"trusted root expired", expiredRoot.Leaf(t, testpki.Opts{Names: names, NotBefore: now.Add(-30 * day)}).Chain(), rootCerts, rootcause.TLSCertExpired, true, `root certificate "Expired Root CA" expired on`},
+		{"impostor with the trusted CA's name", impostor.Leaf(t, expiredOpts).Chain(), rootCerts, rootcause.TLSCertChainIncomplete, false, "Young Root CA"},
+		{"CA known only through the pool", youngLeaf.Chain(), nil, rootcause.TLSCertChainIncomplete, false, "Young Root CA"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Check(context.Background(), Input{Chain: tt.chain, Host: "mail.example.test", Roots: pool, RootCerts: tt.rootCerts, Now: now})
+			if v.Code != tt.want {
+				t.Fatalf("Check(%s) = %q (%s), want %q", tt.name, v.Code, v.Summary, tt.want)
+			}
+			if v.Trusted != tt.trusted {
+				t.Errorf("Check(%s).Trusted = %v, want %v", tt.name, v.Trusted, tt.trusted)
+			}
+			if !strings.Contains(v.Summary, tt.summary) {
+				t.Errorf("Check(%s) summary %q lacks %q", tt.name, v.Summary, tt.summary)
 			}
 		})
 	}

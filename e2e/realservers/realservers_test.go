@@ -60,6 +60,16 @@ type realCase struct {
 	// delivered is how many messages must land in the account's Maildir
 	// (the recorder's and the diagnoser's send); 0 means none.
 	delivered int
+	// timeout bounds each connect and reply wait of the recorder and the
+	// diagnoser; 0 means the defaults (10 s and 5 s). Cases where a
+	// client waits for a greeting that never comes set it short.
+	timeout time.Duration
+	// clientFails is set when a mail client's conversation with these
+	// settings ends in an error (no greeting, another protocol's
+	// reply): the recorder notes it, and the case expects it.
+	clientFails bool
+	// check, when set, checks more of the diagnoser's report.
+	check func(t *testing.T, rep *diagnose.Report)
 }
 
 var cases = []realCase{
@@ -167,11 +177,46 @@ var cases = []realCase{
 		client:   settings.Client{AuthMechs: []string{"CRAM-MD5"}},
 	},
 	{
+		name:        "plain-on-tls-port",
+		setup:       "Postfix submissions (implicit TLS, smtpd_tls_wrappermode) and Dovecot IMAPS and POP3S; the customer configured STARTTLS (SMTP, IMAP) and no encryption (POP3) on those ports",
+		want:        rootcause.PortSecurityMismatchPlainOnTLS,
+		services:    []service{{"submission", ListenerSubmissions, settings.SecurityStartTLS}, {"imap", DovecotBackend(DovecotGood, "imaps"), settings.SecurityStartTLS}, {"pop3", DovecotBackend(DovecotGood, "pop3s"), settings.SecurityNone}},
+		timeout:     2 * time.Second,
+		clientFails: true,
+	},
+	{
+		name:     "tls-on-plain-port",
+		setup:    "Postfix submission (STARTTLS) and Dovecot IMAP and POP3 (STARTTLS/STLS); the customer configured SSL/TLS on those ports",
+		want:     rootcause.PortSecurityMismatchTLSOnPlain,
+		services: []service{{"submissions", ListenerSubmission, settings.SecurityTLS}, {"imaps", DovecotBackend(DovecotGood, "imap"), settings.SecurityTLS}, {"pop3s", DovecotBackend(DovecotGood, "pop3"), settings.SecurityTLS}},
+	},
+	{
+		name:        "pop3-on-imap-port",
+		setup:       "Dovecot IMAPS; the customer's POP3 (SSL/TLS) settings point at the IMAPS port",
+		want:        rootcause.WrongProtocol,
+		services:    []service{{"pop3s", DovecotBackend(DovecotGood, "imaps"), settings.SecurityTLS}},
+		clientFails: true,
+	},
+	{
 		name:     "outdated-client",
 		setup:    "good servers: Dovecot refuses TLS below 1.2 (ssl_min_protocol default), Postfix 3.7 with its defaults still accepts TLS 1.0; the customer's client speaks TLS 1.0 at most",
 		want:     rootcause.TLSClientOutdated,
 		services: []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotGood, "pop3s"), ""}},
 		client:   settings.Client{MaxTLS: "1.0"},
+		check: func(t *testing.T, rep *diagnose.Report) {
+			// Postfix negotiates TLS 1.0 because the client allows no
+			// more: the server is not too old, the client is.
+			for _, f := range rep.Findings {
+				if f.Code == rootcause.TLSProtocolTooOld {
+					t.Errorf("finding %s on %s: %s; the server speaks TLS 1.3", f.Code, f.Service, f.Summary)
+				}
+			}
+			if !slices.ContainsFunc(rep.Findings, func(f diagnose.Finding) bool {
+				return f.Code == rootcause.TLSClientOutdated && f.Service == "submission" && f.Severity == diagnose.SeverityWarning
+			}) {
+				t.Errorf("no TLS_CLIENT_OUTDATED warning for submission, where the client's TLS 1.0 limit chose the version: %+v", rep.Findings)
+			}
+		},
 	},
 }
 
@@ -226,6 +271,9 @@ func runCase(t *testing.T, site *Site, c realCase) {
 		t.Fatalf("FromSettings: %v", err)
 	}
 	cfg.Timeout = 5 * time.Second
+	if c.timeout > 0 {
+		cfg.Timeout = c.timeout
+	}
 	cfg.NoSystemRoots = true
 	start := time.Now()
 	rep, err := diagnose.Run(ctx, cfg)
@@ -242,6 +290,9 @@ func runCase(t *testing.T, site *Site, c realCase) {
 	}
 	if rep.RootCause != c.want {
 		t.Errorf("Diagnose(%s) = %s, want %s\nsummary: %s\nreport:\n%s\nserver transcript:\n%s", c.name, rep.RootCause, c.want, rep.Summary, js, tr.Body())
+	}
+	if c.check != nil {
+		c.check(t, rep)
 	}
 	if c.delivered > 0 {
 		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -301,7 +352,7 @@ func recordCase(ctx context.Context, t *testing.T, site *Site, c realCase, acct 
 	t.Helper()
 	tr.Mask(acct.Password)
 	a := st.Account0()
-	o := ClientOptions{Username: a.Username, Password: a.Password, From: acct.Email, To: acct.Email, Roots: site.Certs.Pool()}
+	o := ClientOptions{Username: a.Username, Password: a.Password, From: acct.Email, To: acct.Email, Roots: site.Certs.Pool(), Timeout: c.timeout}
 	tr.Mask(a.Password)
 	if st.Client != nil {
 		o.AuthMechs = st.Client.AuthMechs
@@ -328,8 +379,11 @@ func recordCase(ctx context.Context, t *testing.T, site *Site, c realCase, acct 
 			}
 		}
 		out, err := Record(ctx, tr, cs, so)
-		if err != nil {
+		switch {
+		case err != nil && !c.clientFails:
 			t.Errorf("recording %s: %v", name, err)
+		case err == nil && c.clientFails:
+			t.Errorf("recording %s: the conversation ended normally; the case expects a mail client's conversation to fail", name)
 		}
 		if out.Sent && info.Protocol == settings.ProtocolSMTP {
 			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)

@@ -170,11 +170,20 @@ func (c *conv) handshake(ctx context.Context, host string, o ClientOptions) (boo
 	if o.MaxTLS != 0 && o.MaxTLS < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS10
 	}
-	tc := tls.Client(c.conn, cfg)
+	capture := &captureConn{Conn: c.conn}
+	tc := tls.Client(capture, cfg)
 	hctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		c.tr.Note("TLS handshake failed: %s", stableError(err))
+		var rhe tls.RecordHeaderError
+		if errors.As(err, &rhe) {
+			// The server spoke plaintext: record its first line, as a
+			// client that shows the server's answer would.
+			if line, ok := capture.firstLine(c.timeout); ok {
+				c.tr.Server(line)
+			}
+		}
 		return false, nil
 	}
 	cs := tc.ConnectionState()
@@ -191,6 +200,34 @@ func (c *conv) handshake(ctx context.Context, host string, o ClientOptions) (boo
 	}
 	c.conn, c.r, c.secured = tc, bufio.NewReader(tc), true
 	return true, nil
+}
+
+// captureConn keeps the first MaxLine bytes read through it, so that a
+// failed TLS handshake can show what the server sent instead of TLS (the
+// TLS client reads more than the record header it rejects).
+type captureConn struct {
+	net.Conn
+	buf []byte
+}
+
+// Read reads from the connection and keeps what it read.
+func (c *captureConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if room := MaxLine - len(c.buf); room > 0 && n > 0 {
+		c.buf = append(c.buf, p[:min(n, room)]...)
+	}
+	return n, err
+}
+
+// firstLine returns the first line the server sent, reading the rest of
+// it from the connection within timeout when the handshake stopped
+// before its end; ok is false when no complete line arrives.
+func (c *captureConn) firstLine(timeout time.Duration) (string, bool) {
+	c.Conn.SetReadDeadline(time.Now().Add(timeout))
+	defer c.Conn.SetReadDeadline(time.Time{})
+	r := bufio.NewReader(io.MultiReader(bytes.NewReader(c.buf), c.Conn))
+	line, err := ReadLine(r)
+	return line, err == nil
 }
 
 // describeVerify names a verification failure by its kind, without the
