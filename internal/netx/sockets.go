@@ -60,13 +60,22 @@ func BlackholeListener(ln *net.TCPListener) (*Blackhole, error) {
 	return fill(&Blackhole{closeSocket: ln.Close, addr: ln.Addr().(*net.TCPAddr)})
 }
 
+// dialable is the address a local client dials to reach addr: loopback
+// for a socket bound to every address (dialing [::] fails without IPv6).
+func dialable(addr *net.TCPAddr) string {
+	if addr.IP == nil || addr.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", fmt.Sprint(addr.Port))
+	}
+	return addr.String()
+}
+
 // fill occupies the accept queue's one slot and checks the result.
 func fill(b *Blackhole) (*Blackhole, error) {
 	var err error
 	// Fill the queue. The filler completes the handshake (it fits the one
 	// slot); the kernel then drops all other SYNs.
 	d := net.Dialer{Timeout: 2 * time.Second}
-	b.filler, err = d.Dial("tcp", b.addr.String())
+	b.filler, err = d.Dial("tcp", dialable(b.addr))
 	if err != nil {
 		b.closeSocket()
 		return nil, fmt.Errorf("blackhole filler %s: %w", b.addr, err)
@@ -83,7 +92,7 @@ func fill(b *Blackhole) (*Blackhole, error) {
 // "blackhole" that answers.
 func (b *Blackhole) verifyDropping() error {
 	d := net.Dialer{Timeout: 50 * time.Millisecond}
-	c, err := d.Dial("tcp", b.addr.String())
+	c, err := d.Dial("tcp", dialable(b.addr))
 	if err == nil {
 		c.Close()
 		return fmt.Errorf("blackhole %s: a second connection was accepted; this kernel does not drop SYNs on a full accept queue", b.addr)

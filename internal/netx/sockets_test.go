@@ -3,6 +3,7 @@ package netx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"syscall"
 	"testing"
@@ -275,5 +276,26 @@ func TestUnreachableUDP(t *testing.T) {
 	}
 	if _, err := netx.ReserveUnreachableUDP("127.0.0.1:notaport"); err == nil {
 		t.Errorf("ReserveUnreachableUDP(bad port) = nil, want an error")
+	}
+}
+
+// TestBlackholeListenerOnEveryAddress: a lab bound to 0.0.0.0 (in a
+// container) drops connections too; the filler must reach the socket
+// through loopback.
+func TestBlackholeListenerOnEveryAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := netx.BlackholeListener(ln.(*net.TCPListener))
+	if err != nil {
+		t.Fatalf("BlackholeListener(%s) = %v", ln.Addr(), err)
+	}
+	defer b.Close()
+	port := b.Addr().(*net.TCPAddr).Port
+	_, err = net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), 200*time.Millisecond)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("dial the blackhole on every address = %v, want a timeout", err)
 	}
 }
