@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/maillab/maillab/rootcause"
 )
 
 // TestLabBadInput checks that every kind of bad input gives one line that
@@ -27,7 +31,7 @@ func TestLabBadInput(t *testing.T) {
 		args []string
 		want []string // substrings of the one error line
 	}{
-		{"port in use", []string{"lab", "--port", "imaps=" + itoa(busyPort)}, []string{"imaps", itoa(busyPort), "address already in use"}},
+		{"port in use", []string{"lab", "--port", "imaps=" + strconv.Itoa(busyPort)}, []string{"imaps", strconv.Itoa(busyPort), "address already in use"}},
 		{"unwritable store", []string{"lab", "--store", filepath.Join(notDir, "mail")}, []string{"store directory", "not a directory"}},
 		{"unwritable lab dir", []string{"lab", "--dir", filepath.Join(notDir, "lab")}, []string{"lab directory", "not a directory"}},
 		{"unknown flag", []string{"lab", "--bogus"}, []string{"flag provided but not defined", "-bogus"}},
@@ -64,21 +68,6 @@ func TestLabBadInput(t *testing.T) {
 	}
 }
 
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(i)) }
-
-func fmtInt(i int) string {
-	var b [20]byte
-	n := len(b)
-	for {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-		if i == 0 {
-			return string(b[n:])
-		}
-	}
-}
-
 // TestVerifyCommand runs `maillab verify` on two scenarios with the wrong
 // example diagnoser: one passes, one fails, exit 1, and the miss is
 // explained.
@@ -104,5 +93,37 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if code := run([]string{"maillab", "verify", "--run", "no-such-scenario"}, &stdout, &stderr); code != exitUsage {
 		t.Errorf("verify --run matching nothing: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestScenarioListJSON: every catalog name with its code, in the JSON
+// that scripts read.
+func TestScenarioListJSON(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"maillab", "scenario", "list", "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var list []struct {
+		Name, Title, Section, Story, Fix string
+		RootCause                        string `json:"root_cause"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &list); err != nil {
+		t.Fatalf("scenario list --json: %v\n%s", err, stdout.String())
+	}
+	if len(list) != 47 {
+		t.Errorf("scenario list --json has %d scenarios, want 47", len(list))
+	}
+	want := map[string]string{"healthy": "HEALTHY", "expired-cert": "TLS_CERT_EXPIRED", "firewall-drop": "TCP_TIMEOUT", "packet-loss-handshake": "INTERMITTENT"}
+	for _, s := range list {
+		if s.Name == "" || s.Title == "" || s.Story == "" || s.Fix == "" || !rootcause.Valid(s.RootCause) {
+			t.Errorf("incomplete entry %+v", s)
+		}
+		if w, ok := want[s.Name]; ok && s.RootCause != w {
+			t.Errorf("%s: root_cause %s, want %s", s.Name, s.RootCause, w)
+		}
+		delete(want, s.Name)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing scenarios: %v", want)
 	}
 }
