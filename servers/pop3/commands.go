@@ -109,16 +109,26 @@ func (c *Conn) handleQuit(cmd command) error {
 	return errQuit
 }
 
+// userPassAllowed answers USER and PASS when they may not be used now:
+// disabled altogether, or plaintext login on a connection without TLS.
+func (c *Conn) userPassAllowed() bool {
+	switch {
+	case c.server.DisableUserPass:
+		c.badCommand("USER/PASS authentication is disabled; use AUTH.")
+		return false
+	case !c.authAllowed():
+		c.haveUser = false
+		c.status(false, insecureAuthText)
+		return false
+	}
+	return true
+}
+
 // handleUser records the user name for PASS (RFC 1939 §7). It answers +OK
 // whether or not the user exists, so that user names cannot be probed.
 func (c *Conn) handleUser(cmd command) error {
 	switch {
-	case c.server.DisableUserPass:
-		c.badCommand("USER/PASS authentication is disabled; use AUTH.")
-		return nil
-	case !c.authAllowed():
-		c.haveUser = false
-		c.status(false, insecureAuthText)
+	case !c.userPassAllowed():
 		return nil
 	case len(cmd.args) != 1:
 		c.badCommand("Wrong number of arguments.")
@@ -134,12 +144,7 @@ func (c *Conn) handleUser(cmd command) error {
 // spaces.
 func (c *Conn) handlePass(cmd command) error {
 	switch {
-	case c.server.DisableUserPass:
-		c.badCommand("USER/PASS authentication is disabled; use AUTH.")
-		return nil
-	case !c.authAllowed():
-		c.haveUser = false
-		c.status(false, insecureAuthText)
+	case !c.userPassAllowed():
 		return nil
 	case !c.haveUser:
 		c.badCommand("No username given.")

@@ -189,13 +189,7 @@ func (w *imapWriter) serverLine(line string) {
 func (w *imapWriter) clientLine(line string) {
 	text := strings.TrimRight(line, "\r\n")
 	if w.sasl {
-		// RFC 3501 §6.2.2: AUTHENTICATE continuation responses carry
-		// credentials; "*" cancels.
-		if text == "*" {
-			w.s.Log(Client, "*")
-		} else {
-			w.s.Log(Client, masked)
-		}
+		w.s.logSASLResponse(text)
 		return
 	}
 	if w.secret {

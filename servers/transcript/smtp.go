@@ -149,12 +149,7 @@ func (w *smtpWriter) consumeClient(b []byte) []byte {
 func (w *smtpWriter) clientLine(line string) {
 	text := strings.TrimRight(line, "\r\n")
 	if w.sasl {
-		// A SASL response (RFC 4954 §4) carries credentials.
-		if text == "*" {
-			w.s.Log(Client, "*")
-		} else {
-			w.s.Log(Client, masked)
-		}
+		w.s.logSASLResponse(text)
 		return
 	}
 	verb, arg, _ := strings.Cut(text, " ")

@@ -158,3 +158,13 @@ func lines(b []byte) []string {
 	}
 	return out
 }
+
+// logSASLResponse records a client's SASL response line (RFC 4954 §4,
+// RFC 3501 §6.2.2): masked, except the "*" that cancels the exchange.
+func (s *Session) logSASLResponse(text string) {
+	if text == "*" {
+		s.Log(Client, "*")
+		return
+	}
+	s.Log(Client, masked)
+}
