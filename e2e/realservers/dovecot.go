@@ -3,13 +3,16 @@
 package realservers
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"text/template"
 	"time"
@@ -208,6 +211,9 @@ func startDovecot(cfg DovecotConfig, dir string, mail ids, attempt int) (*Doveco
 		addrs = append(addrs, d.IMAPS, d.POP3S)
 	}
 	err = waitReady(ctx, d.proc, addrs...)
+	if err == nil {
+		err = waitDovecotAuth(ctx, d.proc, d.IMAP)
+	}
 	if err == nil && cfg.AuthSocket != "" {
 		err = waitFile(ctx, d.proc, cfg.AuthSocket)
 	}
@@ -216,4 +222,62 @@ func startDovecot(cfg DovecotConfig, dir string, mail ids, attempt int) (*Doveco
 		return d, fmt.Errorf("%w\n%s", err, d.proc.logTail(20))
 	}
 	return d, nil
+}
+
+// authWaiting is what Dovecot's login processes say, in place of or after
+// the greeting, while the auth process has not yet connected to them.
+const authWaiting = "Waiting for authentication process"
+
+// readyClient is the source address the readiness probe claims.
+var readyClient = net.IPv4(127, 0, 254, 1)
+
+// waitDovecotAuth waits until Dovecot's auth process serves the login
+// processes: a login process holds back its greeting until then (and,
+// after a while, or on early input, says authWaiting instead), so a
+// listening port alone does not mean the recorded replies will be the
+// ready ones. It reads the greeting of the plain IMAP port until one is
+// the normal "* OK ... ready." line. Like every client here it first
+// sends the PROXY header (haproxy = yes), naming readyClient, an address
+// no Site hands out.
+func waitDovecotAuth(ctx context.Context, p *process, imapAddr string) error {
+	last := "no greeting"
+	for {
+		line, err := readGreeting(ctx, imapAddr)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case strings.HasPrefix(line, "* OK") && !strings.Contains(line, authWaiting):
+			return nil
+		default:
+			last = fmt.Sprintf("greeting %q", line)
+		}
+		if p.exited() {
+			return fmt.Errorf("%s exited before its auth process was ready: %v", p.name, p.err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: auth process not ready on %s (last: %s): %w", p.name, imapAddr, last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// readGreeting connects to addr, sends the PROXY header and returns the
+// first line the server sends, waiting at most two seconds for it.
+func readGreeting(ctx context.Context, addr string) (string, error) {
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	deadline, _ := dctx.Deadline()
+	c.SetDeadline(deadline)
+	hdr := ProxyHeader(readyClient, c.LocalAddr().(*net.TCPAddr).Port, c.RemoteAddr().(*net.TCPAddr))
+	if _, err := io.WriteString(c, hdr); err != nil {
+		return "", err
+	}
+	return ReadLine(bufio.NewReader(c))
 }
