@@ -26,6 +26,9 @@ func TestNormalize(t *testing.T) {
 		{"* OK [UIDVALIDITY 1732661623] UIDs valid", "* OK [UIDVALIDITY <N>] UIDs valid"},
 		{"a1 NO [UNAVAILABLE] Temporary authentication failure. [mail:2026-01-02 03:04:05]", "a1 NO [UNAVAILABLE] Temporary authentication failure. [<HOST:TIME>]"},
 		{"a2 NO [AUTHENTICATIONFAILED] Authentication failed.", "a2 NO [AUTHENTICATIONFAILED] Authentication failed."},
+		{"554 5.7.1 <unknown[127.0.1.10]>: Client host rejected: Access denied", "554 5.7.1 <unknown[<CLIENTIP>]>: Client host rejected: Access denied"},
+		{"421 4.7.0 mail.realmail.test Error: too many connections from 127.0.2.254", "421 4.7.0 mail.realmail.test Error: too many connections from <CLIENTIP>"},
+		{"250-mail.realmail.test greets 127.0.0.1", "250-mail.realmail.test greets 127.0.0.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -64,8 +64,12 @@ type PostfixConfig struct {
 	AuthSocket string
 	// Listeners are the smtpd services; each gets a port on 127.0.0.1.
 	Listeners []SMTPListener
-	// Extra is appended to the generated main.cf.
+	// Extra is appended to the generated main.cf. It may name Files as
+	// $config_directory/<name>.
 	Extra string
+	// Files are written into the configuration directory (lookup tables
+	// such as cidr: and regexp: files), by name.
+	Files map[string]string
 }
 
 // Postfix is a running Postfix instance. Its smtpd services expect the
@@ -187,6 +191,12 @@ func StartPostfix(t testing.TB, cfg PostfixConfig) *Postfix {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(p.ConfDir, "vmailbox"), []byte(virtualMailboxes(cfg.Accounts)), 0o644)
+	for name, data := range cfg.Files {
+		if name != filepath.Base(name) || name == "main.cf" || name == "master.cf" || name == "vmailbox" {
+			t.Fatalf("postfix file %q: want a plain name other than main.cf, master.cf and vmailbox", name)
+		}
+		writeFile(t, filepath.Join(p.ConfDir, name), []byte(data), 0o644)
+	}
 	var main bytes.Buffer
 	err = mainCf.Execute(&main, map[string]any{
 		"QueueDir": p.QueueDir, "DataDir": dataDir, "ConfDir": p.ConfDir,

@@ -52,7 +52,8 @@ type realCase struct {
 	// noLogin configures the client without credentials.
 	noLogin bool
 	// client are the client's limits (copied into settings.Client);
-	// message is "big" for a message over SmallSizeLimit.
+	// message is "big" for a message over SmallSizeLimit, "exe" for one
+	// with an executable attachment.
 	client  settings.Client
 	message string
 	// sendTo is the recipient; "" means the account itself.
@@ -68,6 +69,11 @@ type realCase struct {
 	// settings ends in an error (no greeting, another protocol's
 	// reply): the recorder notes it, and the case expects it.
 	clientFails bool
+	// sameClient runs the diagnoser through the recorder's fronts (the
+	// customer's own address, right after the mail client), as a helpdesk
+	// runs it on the customer's machine; otherwise it gets fronts, and
+	// so a client address, of its own.
+	sameClient bool
 	// check, when set, checks more of the diagnoser's report.
 	check func(t *testing.T, rep *diagnose.Report)
 }
@@ -153,6 +159,32 @@ var cases = []realCase{
 		setup:    "Postfix submission with smtpd_tls_security_level = none; Dovecot with ssl = no; the customer requires STARTTLS",
 		want:     rootcause.STARTTLSNotOffered,
 		services: []service{{"submission", ListenerNoTLS, ""}, {"imap", DovecotBackend(DovecotNoSSL, "imap"), ""}, {"pop3", DovecotBackend(DovecotNoSSL, "pop3"), ""}},
+	},
+	{
+		name:     "starttls-refused",
+		setup:    "Postfix submission requiring TLS (smtpd_tls_security_level = encrypt) whose smtpd_tls_cert_file does not exist, so it cannot start TLS",
+		want:     rootcause.STARTTLSRefused,
+		services: []service{{"submission", ListenerTLSUnavailable, ""}},
+	},
+	{
+		name:     "client-blocked",
+		setup:    "Postfix submission with an IP access list (check_client_access cidr: 127.0.0.0/8 REJECT Access denied) before permit_sasl_authenticated",
+		want:     rootcause.SMTPClientBlocked,
+		services: []service{{"submission", ListenerClientBlocked, ""}},
+	},
+	{
+		name:     "content-rejected",
+		setup:    "Postfix with mime_header_checks rejecting executable attachments; the customer sends setup.exe",
+		want:     rootcause.SMTPContentRejected,
+		services: []service{{"submission", ListenerSubmission, ""}},
+		message:  "exe",
+	},
+	{
+		name:       "rate-limited",
+		setup:      "Postfix submission with smtpd_client_connection_rate_limit = 1 and no exceptions: a second connection within a minute from the same address gets 421",
+		want:       rootcause.SMTPRateLimited,
+		services:   []service{{"submission", ListenerRateLimited, ""}},
+		sameClient: true,
 	},
 	{
 		name:     "relay-denied",
@@ -252,9 +284,13 @@ func runCase(t *testing.T, site *Site, c realCase) {
 	defer cancel()
 	acct := site.Accounts[accountName(c.name)]
 	msgFile := ""
-	if c.message == "big" {
+	switch c.message {
+	case "big":
 		msgFile = filepath.Join(t.TempDir(), "big.eml")
 		writeFile(t, msgFile, bigMessage(acct.Email, 3*SmallSizeLimit), 0o644)
+	case "exe":
+		msgFile = filepath.Join(t.TempDir(), "invoice.eml")
+		writeFile(t, msgFile, exeMessage(acct.Email), 0o644)
 	}
 
 	// The recorder, as the customer's mail client, first.
@@ -264,8 +300,11 @@ func runCase(t *testing.T, site *Site, c realCase) {
 	checkRecording(t, site, c, tr)
 
 	// Then the diagnoser, with the same settings through fronts of its
-	// own (another client address).
-	st := customerSettings(t, site, c, acct, msgFile)
+	// own (another client address) unless the case says otherwise.
+	st := recSettings
+	if !c.sameClient {
+		st = customerSettings(t, site, c, acct, msgFile)
+	}
 	cfg, err := diagnose.FromSettings(st)
 	if err != nil {
 		t.Fatalf("FromSettings: %v", err)
@@ -410,7 +449,7 @@ func checkRecording(t *testing.T, site *Site, c realCase, tr *Transcript) {
 			"expected root cause: "+string(c.want),
 			"recorded by: go test -tags e2e ./e2e/realservers -run 'TestRealServers/"+c.name+"$' -record",
 			`lines: "S: " server, "C: " client, "## " recorder notes; `+MailHost+" is 127.0.0.1 via the test DNS",
-			"placeholders: <QUEUEID> Postfix queue id, <TIMING> Dovecot's command timing, <N> UIDVALIDITY/UIDNEXT, <secret> credentials",
+			"placeholders: <QUEUEID> Postfix queue id, <TIMING> Dovecot's command timing, <N> UIDVALIDITY/UIDNEXT, <CLIENTIP> the client address a front claims, <secret> credentials",
 		)
 		if err := os.MkdirAll(recordedDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -467,4 +506,10 @@ func bigMessage(from string, size int) []byte {
 	}
 	b.WriteString("--b1--\r\n")
 	return b.Bytes()
+}
+
+// exeMessage is an RFC 5322 message with a small Windows executable
+// attached (its first bytes, "MZ"), as a customer forwards an installer.
+func exeMessage(from string) []byte {
+	return []byte(fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: the installer\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <exe@maillab.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nHere is the installer.\r\n--b1\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAA=\r\n--b1--\r\n", from, from))
 }

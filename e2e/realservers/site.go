@@ -47,7 +47,32 @@ const (
 	ListenerSmall = "submission-small"
 	// ListenerNoTLS is submission with smtpd_tls_security_level = none.
 	ListenerNoTLS = "submission-notls"
+	// ListenerTLSUnavailable is submission whose certificate file does not
+	// exist: Postfix cannot set up TLS, yet the listener requires it.
+	ListenerTLSUnavailable = "submission-tls-unavailable"
+	// ListenerClientBlocked is submission behind an IP access list
+	// (check_client_access cidr:) that rejects every client address.
+	ListenerClientBlocked = "submission-client-blocked"
+	// ListenerRateLimited is submission that accepts one connection per
+	// client address and minute (smtpd_client_connection_rate_limit = 1,
+	// no exceptions).
+	ListenerRateLimited = "submission-ratelimited"
 )
+
+// postfixExtra is the main.cf text every Site adds: the access list of
+// ListenerClientBlocked (a parameter of our own, as Debian's master.cf
+// names $mua_client_restrictions) and an attachment filter of the kind
+// found in Postfix guides, which rejects executable attachments for every
+// listener (no other case sends one).
+const postfixExtra = `maillab_blocked_client_restrictions = check_client_access cidr:$config_directory/blocked-clients.cidr, permit_sasl_authenticated, reject
+mime_header_checks = regexp:$config_directory/mime_header_checks
+`
+
+// postfixFiles are the tables postfixExtra names.
+var postfixFiles = map[string]string{
+	"blocked-clients.cidr": "# Every loopback client: the listener that uses this list refuses all.\n127.0.0.0/8 REJECT Access denied\n",
+	"mime_header_checks":   `/^Content-(Disposition|Type):.*name\s*=\s*"?([^"]*\.(bat|cmd|com|exe|js|pif|scr|vbs))"?\s*$/ REJECT Attachment type not allowed. File "$2" has the unacceptable extension "$3"` + "\n",
+}
 
 // SmallSizeLimit is the message_size_limit of ListenerSmall, in bytes.
 const SmallSizeLimit = 102400
@@ -166,13 +191,19 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 			"smtpd_client_restrictions=permit_sasl_authenticated,reject",
 			"smtpd_relay_restrictions=permit_sasl_authenticated,reject",
 		}},
+		{Name: ListenerTLSUnavailable, Options: append(slices.Clone(SubmissionOptions),
+			"smtpd_tls_cert_file="+filepath.Join(certDir, "missing.crt"), "smtpd_tls_key_file="+filepath.Join(certDir, "missing.key"))},
+		{Name: ListenerClientBlocked, Options: append(slices.Clone(SubmissionOptions), "smtpd_client_restrictions=$maillab_blocked_client_restrictions")},
+		{Name: ListenerRateLimited, Options: append(slices.Clone(SubmissionOptions),
+			"smtpd_client_connection_rate_limit=1", "smtpd_client_event_limit_exceptions=")},
 	}
 	for _, c := range opts.DovecotCerts {
 		listeners = append(listeners, SMTPListener{Name: ListenerCert(c), Options: append(slices.Clone(SubmissionOptions),
 			"smtpd_tls_cert_file="+s.Certs.CertFile(c), "smtpd_tls_key_file="+s.Certs.KeyFile(c))})
 	}
 	s.Postfix = StartPostfix(t, PostfixConfig{Domain: Domain, Hostname: MailHost, Certs: s.Certs, Accounts: accounts,
-		MailDir: s.MailDir, AuthSocket: good.Config.AuthSocket, Listeners: listeners})
+		MailDir: s.MailDir, AuthSocket: good.Config.AuthSocket, Listeners: listeners,
+		Extra: postfixExtra, Files: postfixFiles})
 
 	// The domain's DNS: the mail host, MX, and RFC 6186 / RFC 8314 §5.1
 	// SRV records pointing at fronts of the good servers.

@@ -80,10 +80,14 @@ var normalizers = []struct {
 	{regexp.MustCompile(`\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) \d+\]`), "[$1 <N>]"},
 	// Dovecot: "Temporary authentication failure. [mail:2026-01-02 03:04:05]".
 	{regexp.MustCompile(`\[[^\]\s]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]`), "[<HOST:TIME>]"},
+	// Postfix names the client: "<unknown[127.0.1.10]>: Client host
+	// rejected", "too many connections from 127.0.1.10". Each front
+	// claims the next address (Site.ClientIP); 127.0.0.x are the servers.
+	{regexp.MustCompile(`\b127\.0\.([1-9]|[1-9]\d|1\d\d|2[0-4]\d|25[0-5])\.\d{1,3}\b`), "<CLIENTIP>"},
 }
 
 // Normalize replaces the values of a server line that change from run to
-// run (queue IDs, timings, UIDVALIDITY, timestamps) by placeholders.
+// run (queue IDs, timings, UIDVALIDITY, timestamps, client addresses) by placeholders.
 func Normalize(line string) string {
 	for _, n := range normalizers {
 		line = n.re.ReplaceAllString(line, n.repl)
