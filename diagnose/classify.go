@@ -101,9 +101,10 @@ var (
 	// "Password expired"; Exchange "password has expired".
 	expiredText = re(`password (has |is )?expired|expired password|password.{0,20}expir|password transition is needed|must change (your |the )?password|change your password`)
 	// RFC 7372 §3.3 "User account disabled"; Exchange "account is
-	// locked"; Gmail "454 4.7.0 Too many login attempts"; fail2ban-like
-	// wording.
-	lockedText = re(`locked|account (is |has been )?(disabled|suspended|blocked|deactivated)|user account disabled|too many (failed |invalid |bad |unsuccessful )?(login|logon|authentication|auth|sign-in) (attempts|failures|tries)|temporarily blocked`)
+	// locked"; Gmail "454 4.7.0 Too many login attempts"; Dovecot's
+	// passdb nologin "Login disabled for this user" (recorded in
+	// e2e/testdata/recorded/account-disabled.txt); fail2ban-like wording.
+	lockedText = re(`locked|account (is |has been )?(disabled|suspended|blocked|deactivated)|(login|logon|user|mailbox) (is |has been )?(disabled|suspended|deactivated)|user account disabled|too many (failed |invalid |bad |unsuccessful )?(login|logon|authentication|auth|sign-in) (attempts|failures|tries)|temporarily blocked`)
 	// Postfix "530 5.7.0 Must issue a STARTTLS command first"; Dovecot
 	// "Plaintext authentication disallowed on non-secure (SSL/TLS)
 	// connections"; RFC 4954 §6 "538 5.7.11 Encryption required for

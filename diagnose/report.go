@@ -67,9 +67,10 @@ type Step struct {
 	// ElapsedMS is the step's duration in milliseconds, to 0.1 ms.
 	ElapsedMS float64 `json:"elapsed_ms"`
 	// Skipped is true for a step that was deliberately not run (no
-	// credentials, a lockout risk, no encryption); it is not in the JSON,
-	// where such a step has ok true and says why in its evidence.
-	Skipped bool `json:"-"`
+	// credentials, a lockout risk, no encryption). Such a step has ok
+	// true (nothing failed) and says why in its evidence; "skipped" lets a
+	// program tell it from a step that passed.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // Finding is a failure that is not the root cause, a warning or a note.

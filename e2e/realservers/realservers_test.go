@@ -69,6 +69,9 @@ type realCase struct {
 	// settings ends in an error (no greeting, another protocol's
 	// reply): the recorder notes it, and the case expects it.
 	clientFails bool
+	// passdbExtra are Dovecot passdb extra fields of the case's account
+	// (Account.PassdbExtra).
+	passdbExtra string
 	// sameClient runs the diagnoser through the recorder's fronts (the
 	// customer's own address, right after the mail client), as a helpdesk
 	// runs it on the customer's machine; otherwise it gets fronts, and
@@ -187,6 +190,13 @@ var cases = []realCase{
 		sameClient: true,
 	},
 	{
+		name:        "account-disabled",
+		setup:       "the account is disabled in Dovecot's passdb (extra field nologin=y, no reason: Dovecot's default text); Postfix SASL asks the same Dovecot; the password is right",
+		want:        rootcause.AuthAccountLocked,
+		services:    []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotGood, "pop3s"), ""}},
+		passdbExtra: "nologin=y",
+	},
+	{
 		name:     "relay-denied",
 		setup:    "Postfix port-25-style smtpd (no SASL, smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination); the customer sends without logging in to another domain",
 		want:     rootcause.SMTPRelayDenied,
@@ -265,7 +275,13 @@ func TestRealServers(t *testing.T) {
 	for i, c := range cases {
 		users[i] = accountName(c.name)
 	}
-	site := StartSite(t, SiteOptions{Users: users, DovecotCerts: brokenCerts})
+	extra := map[string]string{}
+	for _, c := range cases {
+		if c.passdbExtra != "" {
+			extra[accountName(c.name)] = c.passdbExtra
+		}
+	}
+	site := StartSite(t, SiteOptions{Users: users, PassdbExtra: extra, DovecotCerts: brokenCerts})
 	t.Logf("software: %s", site.Versions.Header())
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -118,6 +118,9 @@ type Site struct {
 type SiteOptions struct {
 	// Users are the local parts of the accounts; each gets a password.
 	Users []string
+	// PassdbExtra are Dovecot passdb extra fields by local part (see
+	// Account.PassdbExtra).
+	PassdbExtra map[string]string
 	// DovecotCerts are the broken certificates that get a Dovecot
 	// instance of their own (each also gets a Postfix listener).
 	DovecotCerts []Cert
@@ -159,7 +162,7 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 	}
 	var accounts []Account
 	for _, u := range opts.Users {
-		a := Account{Email: u + "@" + Domain, Password: "pw-" + u + "-" + randomToken()}
+		a := Account{Email: u + "@" + Domain, Password: "pw-" + u + "-" + randomToken(), PassdbExtra: opts.PassdbExtra[u]}
 		s.Accounts[u] = a
 		accounts = append(accounts, a)
 	}

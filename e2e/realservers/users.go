@@ -19,6 +19,9 @@ type Account struct {
 	Email string
 	// Password is the account's password.
 	Password string
+	// PassdbExtra are Dovecot passdb extra fields of the account
+	// ("key=value" separated by spaces), e.g. "nologin=y".
+	PassdbExtra string
 }
 
 // Local returns the part of Email before the @.
@@ -43,11 +46,14 @@ func WritePasswdFile(path string, accounts []Account) error {
 		if strings.ContainsAny(a.Email, ":\n") {
 			return fmt.Errorf("passwd-file: invalid user %q", a.Email)
 		}
+		if strings.ContainsAny(a.PassdbExtra, ":\n") {
+			return fmt.Errorf("passwd-file: invalid extra fields %q of %s", a.PassdbExtra, a.Email)
+		}
 		hash, err := ssha512(a.Password)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(&b, "%s:%s::::::\n", a.Email, hash)
+		fmt.Fprintf(&b, "%s:%s::::::%s\n", a.Email, hash, a.PassdbExtra)
 	}
 	// Dovecot's auth process (user dovecot) reads the file.
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
