@@ -456,6 +456,17 @@ func TestAuthFailures(t *testing.T) {
 			setup: func(t *testing.T, l *lab) Config {
 				return l.config(smtpOn(t, l, &smtpFake{ehloTLS: []string{"AUTH XOAUTH2 OAUTHBEARER", "SIZE 1000000"}}))
 			}},
+		{name: "POP3 OAuth-only SASL with USER listed (Dovecot)", want: rootcause.AuthBasicDisabled, evidence: "Unsupported authentication mechanism",
+			setup: func(t *testing.T, l *lab) Config {
+				f := &pop3Fake{capa: []string{"TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "USER", "SASL XOAUTH2 OAUTHBEARER"},
+					passErr: "-ERR [AUTH] Unsupported authentication mechanism."}
+				return l.config(svc("pop3s", startServer(t, l.serverTLS(testpki.Opts{}), f.handle).port, "tls"))
+			}},
+		{name: "POP3 unsupported mechanism with PLAIN offered", want: rootcause.AuthMechUnsupported,
+			setup: func(t *testing.T, l *lab) Config {
+				f := &pop3Fake{capa: []string{"USER", "SASL PLAIN XOAUTH2"}, passErr: "-ERR [AUTH] Unsupported authentication mechanism."}
+				return l.config(svc("pop3s", startServer(t, l.serverTLS(testpki.Opts{}), f.handle).port, "tls"))
+			}},
 		{name: "CRAM-MD5 client, PLAIN/LOGIN server", want: rootcause.AuthMechUnsupported, evidence: "CRAM-MD5",
 			setup: func(t *testing.T, l *lab) Config {
 				cfg := l.config(smtpOn(t, l, &smtpFake{}))

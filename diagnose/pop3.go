@@ -191,7 +191,16 @@ func (p *prober) pop3Login(ctx context.Context, s *session, caps pop3Caps) bool 
 		st.pass(fmt.Sprintf("%s: %s", what, stt.Raw))
 		return true
 	}
-	p.authFailed(st, classifyPOP3(stageAuth, stt), fmt.Sprintf("%s: %s", what, stt.Raw))
+	v := classifyPOP3(stageAuth, stt)
+	if useUser && v.code == rootcause.AuthMechUnsupported && onlyOAuth(mechs) {
+		// Dovecot with auth_mechanisms = xoauth2 oauthbearer still lists
+		// USER, then answers PASS "-ERR [AUTH] Unsupported authentication
+		// mechanism." (recorded in e2e/testdata/recorded/oauth-only.txt):
+		// the password itself is what the server no longer takes.
+		v = verdict{code: rootcause.AuthBasicDisabled, rule: "pop3-user-oauth-only",
+			meaning: "USER/PASS is refused as an unsupported mechanism and the server's SASL offers only OAuth2 (" + strings.Join(mechs, " ") + ")"}
+	}
+	p.authFailed(st, v, fmt.Sprintf("%s: %s", what, stt.Raw))
 	return false
 }
 

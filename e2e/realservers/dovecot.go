@@ -45,6 +45,9 @@ type DovecotConfig struct {
 	// AuthSocket, when set, is the path of an extra auth client socket
 	// (mode 0660, owner postfix) for Postfix's smtpd_sasl_type = dovecot.
 	AuthSocket string
+	// Passdb, when set, replaces the passdb block (the passwd-file of
+	// Users) and may set auth_mechanisms.
+	Passdb string
 	// Extra is appended to the generated dovecot.conf.
 	Extra string
 }
@@ -85,10 +88,14 @@ haproxy_trusted_networks = 127.0.0.1
 
 first_valid_uid = {{.UID}}
 mail_location = maildir:{{.MailDir}}/%d/%n/Maildir
+{{- if .Passdb}}
+{{.Passdb}}
+{{- else}}
 passdb {
   driver = passwd-file
   args = {{.Users}}
 }
+{{- end}}
 userdb {
   driver = static
   args = uid={{.UID}} gid={{.GID}} home={{.MailDir}}/%d/%n
@@ -179,7 +186,7 @@ func startDovecot(cfg DovecotConfig, dir string, mail ids, attempt int) (*Doveco
 	d := &Dovecot{Config: cfg, Dir: dir, ConfFile: filepath.Join(dir, "dovecot.conf"), IMAP: addr(ports[0]), POP3: addr(ports[2])}
 	data := map[string]any{
 		"Name": cfg.Name, "Dir": dir, "SSL": cfg.SSL, "Users": cfg.Users, "MailDir": cfg.MailDir,
-		"UID": mail.uid, "GID": mail.gid, "AuthSocket": cfg.AuthSocket, "Extra": cfg.Extra,
+		"UID": mail.uid, "GID": mail.gid, "AuthSocket": cfg.AuthSocket, "Passdb": cfg.Passdb, "Extra": cfg.Extra,
 		"IMAPPort": ports[0], "IMAPSPort": ports[1], "POP3Port": ports[2], "POP3SPort": ports[3],
 	}
 	if cfg.SSL != DovecotSSLNo {

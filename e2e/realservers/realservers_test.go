@@ -197,6 +197,26 @@ var cases = []realCase{
 		passdbExtra: "nologin=y",
 	},
 	{
+		name:     "oauth-only",
+		setup:    "Dovecot with auth_mechanisms = xoauth2 oauthbearer and an oauth2 passdb (password logins off); Postfix SASL asks that Dovecot; the customer's client logs in with a password",
+		want:     rootcause.AuthBasicDisabled,
+		services: []service{{"submission", ListenerOAuth, ""}, {"imaps", DovecotBackend(DovecotOAuth, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotOAuth, "pop3s"), ""}},
+		check: func(t *testing.T, rep *diagnose.Report) {
+			// Every service says so, POP3 too, where Dovecot still lists
+			// USER and answers PASS "Unsupported authentication mechanism".
+			for _, svc := range rep.Services {
+				for _, st := range svc.Steps {
+					if !st.OK && st.Code != rootcause.AuthBasicDisabled {
+						t.Errorf("%s %s: %s (%s), want every failure AUTH_BASIC_DISABLED", svc.Service, st.Step, st.Code, st.Evidence)
+					}
+				}
+				if svc.OK {
+					t.Errorf("%s passed; the server takes no password", svc.Service)
+				}
+			}
+		},
+	},
+	{
 		name:     "relay-denied",
 		setup:    "Postfix port-25-style smtpd (no SASL, smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination); the customer sends without logging in to another domain",
 		want:     rootcause.SMTPRelayDenied,

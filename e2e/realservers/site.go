@@ -28,6 +28,10 @@ const (
 const (
 	DovecotGood  = "good"
 	DovecotNoSSL = "nossl"
+	// DovecotOAuth accepts OAuth 2.0 bearer tokens only (auth_mechanisms
+	// = xoauth2 oauthbearer, passdb oauth2), as a provider that has
+	// turned password logins off.
+	DovecotOAuth = "oauth"
 )
 
 // Postfix listener names of a Site, besides "submission-<cert>" for each
@@ -53,6 +57,8 @@ const (
 	// ListenerClientBlocked is submission behind an IP access list
 	// (check_client_access cidr:) that rejects every client address.
 	ListenerClientBlocked = "submission-client-blocked"
+	// ListenerOAuth is submission whose SASL is DovecotOAuth's.
+	ListenerOAuth = "submission-oauth"
 	// ListenerRateLimited is submission that accepts one connection per
 	// client address and minute (smtpd_client_connection_rate_limit = 1,
 	// no exceptions).
@@ -66,6 +72,15 @@ const (
 // listener (no other case sends one).
 const postfixExtra = `maillab_blocked_client_restrictions = check_client_access cidr:$config_directory/blocked-clients.cidr, permit_sasl_authenticated, reject
 mime_header_checks = regexp:$config_directory/mime_header_checks
+`
+
+// oauthIntrospection is DovecotOAuth's oauth2 passdb configuration. The
+// token service's address is the discard port, where nothing listens: no
+// case presents a token, and a password never reaches the passdb (the
+// mechanisms PLAIN and LOGIN are not offered).
+const oauthIntrospection = `introspection_mode = post
+introspection_url = http://127.0.0.1:9/introspect
+username_attribute = username
 `
 
 // postfixFiles are the tables postfixExtra names.
@@ -176,6 +191,12 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 		AuthSocket: filepath.Join(base, "auth-postfix")})
 	s.Dovecot[DovecotGood] = good
 	s.Dovecot[DovecotNoSSL] = StartDovecot(t, DovecotConfig{Name: DovecotNoSSL, SSL: DovecotSSLNo, Users: users, MailDir: s.MailDir})
+	oauthConf := filepath.Join(base, "dovecot-oauth2.conf.ext")
+	writeFile(t, oauthConf, []byte(oauthIntrospection), 0o644)
+	oauth := StartDovecot(t, DovecotConfig{Name: DovecotOAuth, Certs: s.Certs, Cert: CertGood, Users: users, MailDir: s.MailDir,
+		AuthSocket: filepath.Join(base, "auth-postfix-oauth"),
+		Passdb:     "auth_mechanisms = xoauth2 oauthbearer\npassdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = " + oauthConf + "\n}"})
+	s.Dovecot[DovecotOAuth] = oauth
 	for _, c := range opts.DovecotCerts {
 		s.Dovecot[string(c)] = StartDovecot(t, DovecotConfig{Name: string(c), Certs: s.Certs, Cert: c, Users: users, MailDir: s.MailDir})
 	}
@@ -197,6 +218,7 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 		{Name: ListenerTLSUnavailable, Options: append(slices.Clone(SubmissionOptions),
 			"smtpd_tls_cert_file="+filepath.Join(certDir, "missing.crt"), "smtpd_tls_key_file="+filepath.Join(certDir, "missing.key"))},
 		{Name: ListenerClientBlocked, Options: append(slices.Clone(SubmissionOptions), "smtpd_client_restrictions=$maillab_blocked_client_restrictions")},
+		{Name: ListenerOAuth, Options: append(slices.Clone(SubmissionOptions), "smtpd_sasl_path="+oauth.Config.AuthSocket)},
 		{Name: ListenerRateLimited, Options: append(slices.Clone(SubmissionOptions),
 			"smtpd_client_connection_rate_limit=1", "smtpd_client_event_limit_exceptions=")},
 	}
