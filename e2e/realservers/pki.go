@@ -37,10 +37,20 @@ const (
 	// CertNoIntermediate is issued by an intermediate of the test CA, and
 	// the server is given the leaf without the intermediate.
 	CertNoIntermediate Cert = "no-intermediate"
+	// CertWeak is issued by the test CA with an RSA-1024 key, which
+	// OpenSSL at Debian's security level refuses to load: its servers
+	// lower it (WeakTLSCipherList).
+	CertWeak Cert = "weak"
 )
 
+// WeakTLSCipherList is the OpenSSL cipher list (Postfix
+// tls_medium_cipherlist, Dovecot ssl_cipher_list) of a server that keeps
+// an old certificate or old TLS versions working: security level 0, as
+// admins set it when OpenSSL refuses "ee key too small" or TLS 1.0.
+const WeakTLSCipherList = "DEFAULT:@SECLEVEL=0"
+
 // AllCerts lists every Cert a CertSet makes.
-var AllCerts = []Cert{CertGood, CertExpired, CertNotYetValid, CertSelfSigned, CertWrongName, CertUntrusted, CertNoIntermediate}
+var AllCerts = []Cert{CertGood, CertExpired, CertNotYetValid, CertSelfSigned, CertWrongName, CertUntrusted, CertNoIntermediate, CertWeak}
 
 // CertSet is a test CA and the server certificates issued for one domain,
 // written as PEM files that Dovecot and Postfix read.
@@ -84,7 +94,8 @@ func NewCertSet(dir, domain string, hosts []string) (*CertSet, error) {
 		return nil, err
 	}
 	spec := pki.LeafSpec{DNSNames: hosts, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Organization: "maillab e2e"}
-	expired, notYet, wrong := spec, spec, spec
+	expired, notYet, wrong, weak := spec, spec, spec, spec
+	weak.Key = pki.KeyRSA1024
 	expired.NotBefore, expired.NotAfter = now.AddDate(0, 0, -90), now.AddDate(0, 0, -1)
 	notYet.NotBefore, notYet.NotAfter = now.AddDate(0, 0, 30), now.AddDate(0, 0, 120)
 	wrong.DNSNames, wrong.IPs = []string{"www." + domain}, nil
@@ -99,6 +110,7 @@ func NewCertSet(dir, domain string, hosts []string) (*CertSet, error) {
 		CertUntrusted:      func() (*pki.Leaf, error) { return other.Issue(spec) },
 		CertNoIntermediate: func() (*pki.Leaf, error) { return inter.Issue(spec) },
 		CertSelfSigned:     func() (*pki.Leaf, error) { return pki.SelfSigned(spec) },
+		CertWeak:           func() (*pki.Leaf, error) { return ca.Issue(weak) },
 	}
 	for _, name := range AllCerts {
 		leaf, err := makers[name]()

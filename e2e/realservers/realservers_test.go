@@ -140,6 +140,12 @@ var cases = []realCase{
 		services: certServices(CertWrongName),
 	},
 	{
+		name:     "weak-cert",
+		setup:    "Postfix submission and Dovecot IMAPS/POP3S present an RSA-1024 certificate from the trusted CA, loaded by lowering OpenSSL to security level 0 (" + WeakTLSCipherList + ")",
+		want:     rootcause.TLSCertWeak,
+		services: certServices(CertWeak),
+	},
+	{
 		name:     "starttls-required",
 		setup:    "Postfix submission with smtpd_tls_security_level = may and smtpd_tls_auth_only = yes; the customer configured no encryption",
 		want:     rootcause.AuthRequiresTLS,
@@ -195,6 +201,12 @@ var cases = []realCase{
 		want:        rootcause.AuthAccountLocked,
 		services:    []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotGood, "pop3s"), ""}},
 		passdbExtra: "nologin=y",
+	},
+	{
+		name:     "tls10-only",
+		setup:    "Postfix submission with TLS 1.0 only (smtpd_tls_protocols " + tls10Only + ") and Dovecot whose OpenSSL is capped at TLS 1.0 (MaxProtocol = TLSv1); the customer's client is current",
+		want:     rootcause.TLSProtocolTooOld,
+		services: []service{{"submission", ListenerTLS10, ""}, {"imaps", DovecotBackend(DovecotTLS10, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotTLS10, "pop3s"), ""}},
 	},
 	{
 		name:     "oauth-only",
@@ -288,7 +300,7 @@ func certServices(c Cert) []service {
 }
 
 // brokenCerts are the certificates that get servers of their own.
-var brokenCerts = []Cert{CertExpired, CertNotYetValid, CertSelfSigned, CertUntrusted, CertNoIntermediate, CertWrongName}
+var brokenCerts = []Cert{CertExpired, CertNotYetValid, CertSelfSigned, CertUntrusted, CertNoIntermediate, CertWrongName, CertWeak}
 
 func TestRealServers(t *testing.T) {
 	users := make([]string, len(cases))

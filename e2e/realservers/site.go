@@ -32,6 +32,11 @@ const (
 	// = xoauth2 oauthbearer, passdb oauth2), as a provider that has
 	// turned password logins off.
 	DovecotOAuth = "oauth"
+	// DovecotTLS10 speaks TLS 1.0 and nothing newer: ssl_min_protocol =
+	// TLSv1, and OpenSSL's own configuration (OPENSSL_CONF, passed by
+	// import_environment) caps it with MaxProtocol = TLSv1, as an old
+	// server's OpenSSL does.
+	DovecotTLS10 = "tls10"
 )
 
 // Postfix listener names of a Site, besides "submission-<cert>" for each
@@ -57,6 +62,10 @@ const (
 	// ListenerClientBlocked is submission behind an IP access list
 	// (check_client_access cidr:) that rejects every client address.
 	ListenerClientBlocked = "submission-client-blocked"
+	// ListenerTLS10 is submission that speaks TLS 1.0 only
+	// (smtpd_tls_protocols and smtpd_tls_mandatory_protocols exclude
+	// every later version; WeakTLSCipherList lets OpenSSL do TLS 1.0).
+	ListenerTLS10 = "submission-tls10"
 	// ListenerOAuth is submission whose SASL is DovecotOAuth's.
 	ListenerOAuth = "submission-oauth"
 	// ListenerRateLimited is submission that accepts one connection per
@@ -82,6 +91,20 @@ const oauthIntrospection = `introspection_mode = post
 introspection_url = http://127.0.0.1:9/introspect
 username_attribute = username
 `
+
+// opensslTLS10 is the OpenSSL configuration of DovecotTLS10.
+const opensslTLS10 = `openssl_conf = default_conf
+[default_conf]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MaxProtocol = TLSv1
+CipherString = ` + WeakTLSCipherList + `
+`
+
+// tls10Only is the Postfix protocol list of ListenerTLS10.
+const tls10Only = "!SSLv2,!SSLv3,!TLSv1.1,!TLSv1.2,!TLSv1.3"
 
 // postfixFiles are the tables postfixExtra names.
 var postfixFiles = map[string]string{
@@ -197,8 +220,16 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 		AuthSocket: filepath.Join(base, "auth-postfix-oauth"),
 		Passdb:     "auth_mechanisms = xoauth2 oauthbearer\npassdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = " + oauthConf + "\n}"})
 	s.Dovecot[DovecotOAuth] = oauth
+	tls10Conf := filepath.Join(base, "openssl-tls10.cnf")
+	writeFile(t, tls10Conf, []byte(opensslTLS10), 0o644)
+	s.Dovecot[DovecotTLS10] = StartDovecot(t, DovecotConfig{Name: DovecotTLS10, Certs: s.Certs, Cert: CertGood, Users: users, MailDir: s.MailDir,
+		Extra: "ssl_min_protocol = TLSv1\nssl_cipher_list = " + WeakTLSCipherList + "\nimport_environment = TZ OPENSSL_CONF=" + tls10Conf})
 	for _, c := range opts.DovecotCerts {
-		s.Dovecot[string(c)] = StartDovecot(t, DovecotConfig{Name: string(c), Certs: s.Certs, Cert: c, Users: users, MailDir: s.MailDir})
+		cfg := DovecotConfig{Name: string(c), Certs: s.Certs, Cert: c, Users: users, MailDir: s.MailDir}
+		if c == CertWeak {
+			cfg.Extra = "ssl_cipher_list = " + WeakTLSCipherList
+		}
+		s.Dovecot[string(c)] = StartDovecot(t, cfg)
 	}
 
 	listeners := []SMTPListener{
@@ -218,13 +249,18 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 		{Name: ListenerTLSUnavailable, Options: append(slices.Clone(SubmissionOptions),
 			"smtpd_tls_cert_file="+filepath.Join(certDir, "missing.crt"), "smtpd_tls_key_file="+filepath.Join(certDir, "missing.key"))},
 		{Name: ListenerClientBlocked, Options: append(slices.Clone(SubmissionOptions), "smtpd_client_restrictions=$maillab_blocked_client_restrictions")},
+		{Name: ListenerTLS10, Options: append(slices.Clone(SubmissionOptions), "smtpd_tls_protocols="+tls10Only, "smtpd_tls_mandatory_protocols="+tls10Only,
+			"tls_medium_cipherlist="+WeakTLSCipherList)},
 		{Name: ListenerOAuth, Options: append(slices.Clone(SubmissionOptions), "smtpd_sasl_path="+oauth.Config.AuthSocket)},
 		{Name: ListenerRateLimited, Options: append(slices.Clone(SubmissionOptions),
 			"smtpd_client_connection_rate_limit=1", "smtpd_client_event_limit_exceptions=")},
 	}
 	for _, c := range opts.DovecotCerts {
-		listeners = append(listeners, SMTPListener{Name: ListenerCert(c), Options: append(slices.Clone(SubmissionOptions),
-			"smtpd_tls_cert_file="+s.Certs.CertFile(c), "smtpd_tls_key_file="+s.Certs.KeyFile(c))})
+		o := append(slices.Clone(SubmissionOptions), "smtpd_tls_cert_file="+s.Certs.CertFile(c), "smtpd_tls_key_file="+s.Certs.KeyFile(c))
+		if c == CertWeak {
+			o = append(o, "tls_medium_cipherlist="+WeakTLSCipherList)
+		}
+		listeners = append(listeners, SMTPListener{Name: ListenerCert(c), Options: o})
 	}
 	s.Postfix = StartPostfix(t, PostfixConfig{Domain: Domain, Hostname: MailHost, Certs: s.Certs, Accounts: accounts,
 		MailDir: s.MailDir, AuthSocket: good.Config.AuthSocket, Listeners: listeners,
