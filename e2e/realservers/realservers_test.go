@@ -209,6 +209,12 @@ var cases = []realCase{
 		services: []service{{"submission", ListenerTLS10, ""}, {"imaps", DovecotBackend(DovecotTLS10, "imaps"), ""}, {"pop3s", DovecotBackend(DovecotTLS10, "pop3s"), ""}},
 	},
 	{
+		name:     "mailbox-full",
+		setup:    "Dovecot quota (maildir, quota_rule = *:storage=" + quotaLimit + ") with its quota-status policy service asked by Postfix submission at RCPT; the customer sends to herself",
+		want:     rootcause.MailboxFull,
+		services: []service{{"submission", ListenerQuota, ""}, {"imaps", DovecotBackend(DovecotQuota, "imaps"), ""}},
+	},
+	{
 		name:     "oauth-only",
 		setup:    "Dovecot with auth_mechanisms = xoauth2 oauthbearer and an oauth2 passdb (password logins off); Postfix SASL asks that Dovecot; the customer's client logs in with a password",
 		want:     rootcause.AuthBasicDisabled,

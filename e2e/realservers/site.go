@@ -37,7 +37,14 @@ const (
 	// import_environment) caps it with MaxProtocol = TLSv1, as an old
 	// server's OpenSSL does.
 	DovecotTLS10 = "tls10"
+	// DovecotQuota enforces a quota of quotaLimit on every mailbox
+	// (quota plugin, maildir quota) and runs Dovecot's quota-status
+	// policy service for Postfix.
+	DovecotQuota = "quota"
 )
+
+// quotaLimit is DovecotQuota's quota_rule: smaller than any message.
+const quotaLimit = "100B"
 
 // Postfix listener names of a Site, besides "submission-<cert>" for each
 // broken certificate.
@@ -66,6 +73,10 @@ const (
 	// (smtpd_tls_protocols and smtpd_tls_mandatory_protocols exclude
 	// every later version; WeakTLSCipherList lets OpenSSL do TLS 1.0).
 	ListenerTLS10 = "submission-tls10"
+	// ListenerQuota is submission that asks DovecotQuota's quota-status
+	// service about each recipient (check_policy_service), as Dovecot's
+	// documentation sets it up, so a full mailbox is refused at RCPT.
+	ListenerQuota = "submission-quota"
 	// ListenerOAuth is submission whose SASL is DovecotOAuth's.
 	ListenerOAuth = "submission-oauth"
 	// ListenerRateLimited is submission that accepts one connection per
@@ -90,6 +101,30 @@ mime_header_checks = regexp:$config_directory/mime_header_checks
 const oauthIntrospection = `introspection_mode = post
 introspection_url = http://127.0.0.1:9/introspect
 username_attribute = username
+`
+
+// dovecotQuotaConf is DovecotQuota's addition to dovecot.conf, with the
+// quota rule and the quota-status socket to fill in. The replies are the
+// ones Dovecot's documentation gives for Postfix.
+const dovecotQuotaConf = `mail_plugins = $mail_plugins quota
+protocol imap {
+  mail_plugins = $mail_plugins imap_quota
+}
+plugin {
+  quota = maildir:User quota
+  quota_rule = *:storage=%s
+  quota_status_success = DUNNO
+  quota_status_nouser = DUNNO
+  quota_status_overquota = "552 5.2.2 Mailbox is full"
+}
+service quota-status {
+  executable = quota-status -p postfix
+  user = mail
+  client_limit = 1
+  unix_listener %s {
+    mode = 0666
+  }
+}
 `
 
 // opensslTLS10 is the OpenSSL configuration of DovecotTLS10.
@@ -224,6 +259,9 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 	writeFile(t, tls10Conf, []byte(opensslTLS10), 0o644)
 	s.Dovecot[DovecotTLS10] = StartDovecot(t, DovecotConfig{Name: DovecotTLS10, Certs: s.Certs, Cert: CertGood, Users: users, MailDir: s.MailDir,
 		Extra: "ssl_min_protocol = TLSv1\nssl_cipher_list = " + WeakTLSCipherList + "\nimport_environment = TZ OPENSSL_CONF=" + tls10Conf})
+	quotaSocket := filepath.Join(base, "quota-status")
+	s.Dovecot[DovecotQuota] = StartDovecot(t, DovecotConfig{Name: DovecotQuota, Certs: s.Certs, Cert: CertGood, Users: users, MailDir: s.MailDir,
+		Extra: fmt.Sprintf(dovecotQuotaConf, quotaLimit, quotaSocket)})
 	for _, c := range opts.DovecotCerts {
 		cfg := DovecotConfig{Name: string(c), Certs: s.Certs, Cert: c, Users: users, MailDir: s.MailDir}
 		if c == CertWeak {
@@ -251,6 +289,7 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 		{Name: ListenerClientBlocked, Options: append(slices.Clone(SubmissionOptions), "smtpd_client_restrictions=$maillab_blocked_client_restrictions")},
 		{Name: ListenerTLS10, Options: append(slices.Clone(SubmissionOptions), "smtpd_tls_protocols="+tls10Only, "smtpd_tls_mandatory_protocols="+tls10Only,
 			"tls_medium_cipherlist="+WeakTLSCipherList)},
+		{Name: ListenerQuota, Options: append(slices.Clone(SubmissionOptions), "smtpd_recipient_restrictions=check_policy_service,unix:"+quotaSocket)},
 		{Name: ListenerOAuth, Options: append(slices.Clone(SubmissionOptions), "smtpd_sasl_path="+oauth.Config.AuthSocket)},
 		{Name: ListenerRateLimited, Options: append(slices.Clone(SubmissionOptions),
 			"smtpd_client_connection_rate_limit=1", "smtpd_client_event_limit_exceptions=")},
