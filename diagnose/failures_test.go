@@ -602,7 +602,7 @@ func TestSendFailures(t *testing.T) {
 				return cfg
 			},
 			check: checkLinkRate(40000)},
-		{name: "slow link, small TCP window", want: rootcause.LinkSlow, evidence: "went out",
+		{name: "slow link, small TCP window", want: rootcause.LinkSlow, evidence: "bytes of the message were sent",
 			setup: func(t *testing.T, l *lab) Config {
 				// A receive window of a few KiB from the start: the reader's
 				// pace reaches the client as a steady flow to measure.
@@ -717,16 +717,16 @@ func noFinding(t *testing.T, r *Report, code rootcause.Code) {
 	}
 }
 
-// checkLinkRate checks a LINK_SLOW report: the bytes the socket buffers
-// took at once are told apart from the link's rate, and a rate given
-// without "at most" (measured after the buffers filled) is at most
-// maxRate bytes/s, twice what the fake server reads.
+// checkLinkRate checks a LINK_SLOW report: a rate given without "at
+// most" (measured once the socket buffers were full) is at most maxRate
+// bytes/s, twice what the fake server reads, not the speed at which the
+// buffers took the first bytes. Whether the evidence also counts those
+// bytes depends on the scheduler (a busy machine can hold up the very
+// first write long enough to look like a wait for the link), so the
+// split itself is pinned by TestEstimateLink's synthetic timings.
 func checkLinkRate(maxRate float64) func(t *testing.T, r *Report) {
 	return func(t *testing.T, r *Report) {
 		t.Helper()
-		if !reportContains(r, "went into socket buffers at once") {
-			t.Errorf("the evidence does not separate the buffered bytes: %s", r.Summary)
-		}
 		m := regexp.MustCompile(`carries (at most )?([0-9.]+) (bytes|kB|MB)/s`).FindStringSubmatch(r.Summary)
 		if m == nil {
 			t.Fatalf("summary %q names no rate", r.Summary)

@@ -101,7 +101,16 @@ userdb {
   args = uid={{.UID}} gid={{.GID}} home={{.MailDir}}/%d/%n
 }
 
+# Login processes in Dovecot's "high-performance mode": one long-lived
+# process per protocol, started (and connected to the auth process) before
+# any client comes. In the default mode every connection gets a new login
+# process, and a client that speaks first (a TLS ClientHello on the plain
+# port) can be answered "Waiting for authentication process to respond.."
+# before that process has reached auth: real, but a race the recordings
+# must not depend on.
 service imap-login {
+  service_count = 0
+  process_min_avail = 1
   inet_listener imap {
     address = 127.0.0.1
     port = {{.IMAPPort}}
@@ -117,6 +126,8 @@ service imap-login {
 {{- end}}
 }
 service pop3-login {
+  service_count = 0
+  process_min_avail = 1
   inet_listener pop3 {
     address = 127.0.0.1
     port = {{.POP3Port}}
@@ -218,8 +229,10 @@ func startDovecot(cfg DovecotConfig, dir string, mail ids, attempt int) (*Doveco
 		addrs = append(addrs, d.IMAPS, d.POP3S)
 	}
 	err = waitReady(ctx, d.proc, addrs...)
-	if err == nil {
-		err = waitDovecotAuth(ctx, d.proc, d.IMAP)
+	for _, addr := range []string{d.IMAP, d.POP3} {
+		if err == nil {
+			err = waitDovecotAuth(ctx, d.proc, addr)
+		}
 	}
 	if err == nil && cfg.AuthSocket != "" {
 		err = waitFile(ctx, d.proc, cfg.AuthSocket)
@@ -242,18 +255,18 @@ var readyClient = net.IPv4(127, 0, 254, 1)
 // processes: a login process holds back its greeting until then (and,
 // after a while, or on early input, says authWaiting instead), so a
 // listening port alone does not mean the recorded replies will be the
-// ready ones. It reads the greeting of the plain IMAP port until one is
-// the normal "* OK ... ready." line. Like every client here it first
+// ready ones. It reads the greeting of a plain IMAP or POP3 port until
+// one is the normal "* OK ... ready." or "+OK ... ready." line. Like every client here it first
 // sends the PROXY header (haproxy = yes), naming readyClient, an address
 // no Site hands out.
-func waitDovecotAuth(ctx context.Context, p *process, imapAddr string) error {
+func waitDovecotAuth(ctx context.Context, p *process, addr string) error {
 	last := "no greeting"
 	for {
-		line, err := readGreeting(ctx, imapAddr)
+		line, err := readGreeting(ctx, addr)
 		switch {
 		case err != nil:
 			last = err.Error()
-		case strings.HasPrefix(line, "* OK") && !strings.Contains(line, authWaiting):
+		case (strings.HasPrefix(line, "* OK") || strings.HasPrefix(line, "+OK")) && !strings.Contains(line, authWaiting):
 			return nil
 		default:
 			last = fmt.Sprintf("greeting %q", line)
@@ -263,7 +276,7 @@ func waitDovecotAuth(ctx context.Context, p *process, imapAddr string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: auth process not ready on %s (last: %s): %w", p.name, imapAddr, last, ctx.Err())
+			return fmt.Errorf("%s: auth process not ready on %s (last: %s): %w", p.name, addr, last, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
