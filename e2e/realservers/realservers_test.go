@@ -215,6 +215,12 @@ var cases = []realCase{
 		services: []service{{"submission", ListenerQuota, ""}, {"imaps", DovecotBackend(DovecotQuota, "imaps"), ""}},
 	},
 	{
+		name:     "starttls-broken",
+		setup:    "Postfix submission whose tls_medium_cipherlist names only 3DES, which Debian 12's OpenSSL no longer has: Postfix answers STARTTLS with 220, then logs 'no cipher match' and drops the connection",
+		want:     rootcause.STARTTLSHandshakeFailed,
+		services: []service{{"submission", ListenerNoSharedCipher, ""}},
+	},
+	{
 		name:     "oauth-only",
 		setup:    "Dovecot with auth_mechanisms = xoauth2 oauthbearer and an oauth2 passdb (password logins off); Postfix SASL asks that Dovecot; the customer's client logs in with a password",
 		want:     rootcause.AuthBasicDisabled,

@@ -77,6 +77,12 @@ const (
 	// service about each recipient (check_policy_service), as Dovecot's
 	// documentation sets it up, so a full mailbox is refused at RCPT.
 	ListenerQuota = "submission-quota"
+	// ListenerNoSharedCipher is submission whose tls_medium_cipherlist
+	// names 3DES only, as in configurations copied from old guides. This
+	// OpenSSL has no such cipher left: Postfix still answers STARTTLS
+	// "220 2.0.0 Ready to start TLS", then logs "error setting cipher
+	// grade: medium ... no cipher match" and drops the connection.
+	ListenerNoSharedCipher = "submission-3des"
 	// ListenerOAuth is submission whose SASL is DovecotOAuth's.
 	ListenerOAuth = "submission-oauth"
 	// ListenerRateLimited is submission that accepts one connection per
@@ -290,6 +296,8 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 		{Name: ListenerTLS10, Options: append(slices.Clone(SubmissionOptions), "smtpd_tls_protocols="+tls10Only, "smtpd_tls_mandatory_protocols="+tls10Only,
 			"tls_medium_cipherlist="+WeakTLSCipherList)},
 		{Name: ListenerQuota, Options: append(slices.Clone(SubmissionOptions), "smtpd_recipient_restrictions=check_policy_service,unix:"+quotaSocket)},
+		{Name: ListenerNoSharedCipher, Options: append(slices.Clone(SubmissionOptions), "smtpd_tls_protocols=!SSLv2,!SSLv3,!TLSv1.3", "smtpd_tls_mandatory_protocols=!SSLv2,!SSLv3,!TLSv1.3",
+			"tls_medium_cipherlist=3DES:@SECLEVEL=0")},
 		{Name: ListenerOAuth, Options: append(slices.Clone(SubmissionOptions), "smtpd_sasl_path="+oauth.Config.AuthSocket)},
 		{Name: ListenerRateLimited, Options: append(slices.Clone(SubmissionOptions),
 			"smtpd_client_connection_rate_limit=1", "smtpd_client_event_limit_exceptions=")},
