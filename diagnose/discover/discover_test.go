@@ -178,10 +178,14 @@ func TestAutodiscoverRedirects(t *testing.T) {
 		foreign []string
 	}{
 		{"settings", func(int) http.HandlerFunc {
-			return func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, settingsAnswer, "mail.example.com", "mail.example.com") }
+			return func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, settingsAnswer, "mail.example.com", "mail.example.com")
+			}
 		}, discover.Found, "imaps mail.example.com:993 SSL/TLS", nil},
 		{"settings naming another provider", func(int) http.HandlerFunc {
-			return func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, settingsAnswer, "imap.gmail.com", "smtp.gmail.com") }
+			return func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, settingsAnswer, "imap.gmail.com", "smtp.gmail.com")
+			}
 		}, discover.Found, "imap.gmail.com", []string{"imap.gmail.com", "smtp.gmail.com"}},
 		{"redirectUrl to a foreign host", func(port int) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
