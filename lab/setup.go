@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maillab/maillab/internal/netx"
 	"github.com/maillab/maillab/servers/transcript"
 	"github.com/maillab/maillab/settings"
 )
@@ -58,9 +59,14 @@ type Setup struct {
 	Hosts []string
 	// HTTPPort and HTTPSPort are where the documents are served.
 	HTTPPort, HTTPSPort int
-	// Autoconfig, when set, replaces the generated autoconfig document
-	// (e.g. a stale one still naming the servers of before a migration).
-	Autoconfig func(email string) []byte
+	// Publish, when set, replaces the services the documents list (e.g.
+	// stale ones still naming the servers of before a migration); nil
+	// lists what the provider really serves.
+	Publish []SetupService
+	// NoHTTP and NoHTTPS refuse connections on that web port instead of
+	// serving (a provider that publishes over one scheme only, or not
+	// at all).
+	NoHTTP, NoHTTPS bool
 	// Middleware wraps the set-up handler in order (the first sees a
 	// request first), for faults that redirect, refuse or hide documents.
 	Middleware []func(http.Handler) http.Handler
@@ -96,6 +102,18 @@ func (l *Lab) startSetup(p *Provider) error {
 	}
 	for _, scheme := range []string{"http", "https"} {
 		ln := s.httpLn
+		if scheme == "https" {
+			ln = s.httpsLn
+		}
+		if (scheme == "http" && s.NoHTTP) || (scheme == "https" && s.NoHTTPS) {
+			r, err := netx.RefuserBeside(ln)
+			if err != nil {
+				return fmt.Errorf("%s: %w", scheme, err)
+			}
+			ln.Close()
+			l.onClose(r.Close)
+			continue
+		}
 		if scheme == "https" {
 			// net/http does the handshake in the connection's goroutine.
 			ln = tls.NewListener(s.httpsLn, tlsConfig(p.Certificate, 0, 0))
@@ -137,8 +155,9 @@ func (h *setupHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		email := r.URL.Query().Get("emailaddress")
-		body := h.p.Setup.autoconfig(h.p, email)
+		// The document is the domain's, whoever asks
+		// (?emailaddress= is for providers that answer per user).
+		body := AutoconfigXML(h.p.Domain, h.p.SetupServices())
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
@@ -149,15 +168,12 @@ func (h *setupHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Setup) autoconfig(p *Provider, email string) []byte {
-	if s.Autoconfig != nil {
-		return s.Autoconfig(email)
+// SetupServices is what the documents list: Setup.Publish, or what the
+// provider really serves, in settings order.
+func (p *Provider) SetupServices() []SetupService {
+	if p.Setup.Publish != nil {
+		return p.Setup.Publish
 	}
-	return AutoconfigXML(p.Domain, p.servicesForSetup())
-}
-
-// servicesForSetup is what the provider really serves, in settings order.
-func (p *Provider) servicesForSetup() []SetupService {
 	var out []SetupService
 	for _, name := range p.Order {
 		svc := p.Services[name]
@@ -212,7 +228,7 @@ func (h *setupHandler) autodiscover(w http.ResponseWriter, r *http.Request) {
 		w.Write(AutodiscoverErrorXML(500, "The e-mail address cannot be found."))
 		return
 	}
-	w.Write(AutodiscoverXML(email, h.p.servicesForSetup()))
+	w.Write(AutodiscoverXML(email, h.p.SetupServices()))
 }
 
 // logRequests notes every set-up request in the transcript, so a trainer
@@ -374,6 +390,19 @@ func AutodiscoverXML(email string, services []SetupService) []byte {
 			break
 		}
 	}
+	b.WriteString("    </Account>\n  </Response>\n</Autodiscover>\n")
+	return b.Bytes()
+}
+
+// AutodiscoverRedirectXML is an Autodiscover answer sending the client to
+// another Autodiscover URL (Action redirectUrl).
+func AutodiscoverRedirectXML(target string) []byte {
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	fmt.Fprintf(&b, "<Autodiscover xmlns=%q>\n", autodiscoverResponseNS)
+	fmt.Fprintf(&b, "  <Response xmlns=%q>\n", AutodiscoverOutlookSchema)
+	b.WriteString("    <Account>\n      <AccountType>email</AccountType>\n      <Action>redirectUrl</Action>\n")
+	fmt.Fprintf(&b, "      <RedirectUrl>%s</RedirectUrl>\n", xmlEscape(target))
 	b.WriteString("    </Account>\n  </Response>\n</Autodiscover>\n")
 	return b.Bytes()
 }

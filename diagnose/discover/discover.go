@@ -307,7 +307,7 @@ func settingsFromAutoconfig(domain, email string, ac *diagnose.Autoconfig) *sett
 	s := &settings.Settings{Domain: domain, Services: map[string]settings.Service{}}
 	user := ""
 	for _, srv := range append(append([]diagnose.AutoconfigServer(nil), ac.Incoming...), ac.Outgoing...) {
-		name := serviceName(srv.Type, srv.Security)
+		name := serviceName(srv.Type, srv.Security, srv.Port)
 		if name == "" {
 			continue
 		}
@@ -327,16 +327,25 @@ func settingsFromAutoconfig(domain, email string, ac *diagnose.Autoconfig) *sett
 }
 
 // serviceName maps a protocol and security mode to a settings service
-// name: an SMTP server with TLS is "submissions", with STARTTLS
-// "submission", in the clear "smtp".
-func serviceName(proto, security string) string {
-	for _, info := range settings.Services {
-		if info.Protocol == proto && info.Security == security {
-			return info.Name
+// name (whose security the service then states): IMAP and POP3 with
+// implicit TLS are imaps and pop3s, otherwise imap and pop3; SMTP with
+// implicit TLS is submissions, otherwise submission — or smtp, the relay
+// port, in the clear on port 25.
+func serviceName(proto, security string, port int) string {
+	switch proto {
+	case settings.ProtocolIMAP, settings.ProtocolPOP3:
+		if security == settings.SecurityTLS {
+			return proto + "s"
 		}
-	}
-	if proto == settings.ProtocolSMTP && security == settings.SecurityNone {
-		return "smtp"
+		return proto
+	case settings.ProtocolSMTP:
+		switch {
+		case security == settings.SecurityTLS:
+			return "submissions"
+		case security == settings.SecurityNone && port == 25:
+			return "smtp"
+		}
+		return "submission"
 	}
 	return ""
 }

@@ -148,7 +148,7 @@ func (a *Autodiscover) settings(domain, email string) *settings.Settings {
 		if port == 0 {
 			port = settings.StandardPort(proto, sec)
 		}
-		name := serviceName(proto, sec)
+		name := serviceName(proto, sec, port)
 		if _, seen := s.Services[name]; name == "" || seen {
 			continue
 		}

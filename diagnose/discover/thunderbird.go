@@ -187,7 +187,7 @@ func (d *discoverer) guess(ctx context.Context, s *Step) *Config {
 	}
 	var probes []probe
 	for _, g := range guessPorts {
-		name := serviceName(g.proto, g.security)
+		name := serviceName(g.proto, g.security, g.port)
 		for i, h := range hosts[g.proto] {
 			probes = append(probes, probe{name, h, g.port, g.security, i})
 		}
