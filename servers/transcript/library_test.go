@@ -32,9 +32,9 @@ func (*authSession) Auth(string) (sasl.Server, error) {
 }
 func (*authSession) Mail(string, *smtp.MailOptions) error { return nil }
 func (*authSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (*authSession) Data(io.Reader) error { return nil }
-func (*authSession) Reset()        {}
-func (*authSession) Logout() error { return nil }
+func (*authSession) Data(io.Reader) error                 { return nil }
+func (*authSession) Reset()                               {}
+func (*authSession) Logout() error                        { return nil }
 
 type syncRecorder struct {
 	mu  sync.Mutex
