@@ -209,11 +209,16 @@ func (l *Lab) AddProvider(domain, ip string, accounts []settings.Account) (*Prov
 	return p, nil
 }
 
-// addZones adds the provider's A, MX and RFC 6186/8314 SRV records.
+// addZones adds the provider's A (AAAA for an IPv6 address, RFC 3596),
+// MX and RFC 6186/8314 SRV records.
 func (p *Provider) addZones(zones map[string]dnsd.Zone) {
 	for _, h := range p.Hosts {
 		z := zones[dns.Fqdn(h)]
-		z.A = append(z.A, p.AdvertisedIP)
+		if ip := net.ParseIP(p.AdvertisedIP); ip != nil && ip.To4() == nil {
+			z.AAAA = append(z.AAAA, p.AdvertisedIP)
+		} else {
+			z.A = append(z.A, p.AdvertisedIP)
+		}
 		zones[dns.Fqdn(h)] = z
 	}
 	z := zones[dns.Fqdn(p.Domain)]
