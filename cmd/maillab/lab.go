@@ -132,7 +132,7 @@ IMAP (STARTTLS and TLS), POP3 (STLS and TLS) and DNS servers for example.test,
 with a fresh certificate authority, and prints the settings to type into a mail
 client. A message alice sends to bob over SMTP can be read over IMAP and POP3.
 Every session's protocol exchange (passwords masked) is printed as it happens
-and kept in lab.log in the lab directory. Stop with Ctrl-C.
+and kept in lab.log in the lab directory. Stop with Ctrl-C (or SIGTERM, SIGHUP).
 
 Examples:
    maillab lab                                  free ports, mail in memory
@@ -146,6 +146,8 @@ Examples:
 			if c.NArg() > 0 {
 				return usageErrorf("lab takes no arguments, got %q", c.Args().First())
 			}
+			waitForSignal, release := catchStopSignals()
+			defer release()
 			opts, err := o.labOpts(c, c.App.Writer, c.App.ErrWriter)
 			if err != nil {
 				return err
@@ -192,18 +194,27 @@ func (o *labOptions) publish(w io.Writer, s *settings.Settings, intro func(io.Wr
 	return nil
 }
 
-// waitForSignal blocks until SIGINT/SIGTERM or ctx ends.
-func waitForSignal(ctx context.Context) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+// stopSignals stop a lab the way Ctrl-C does, so that Close removes its
+// directory: SIGINT, SIGTERM (kill's default) and SIGHUP (the terminal went
+// away), whose default actions end the process without any cleanup.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// catchStopSignals catches stopSignals from now on, so that one arriving
+// while the lab starts still stops it cleanly, and returns wait, which
+// blocks until one arrives or ctx ends. release stops catching them.
+func catchStopSignals() (wait func(ctx context.Context), release func()) {
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(ch)
-	select {
-	case <-ch:
-	case <-ctx.Done():
+	signal.Notify(ch, stopSignals...)
+	wait = func(ctx context.Context) {
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
 	}
+	return wait, func() { signal.Stop(ch) }
 }
 
 func printLabIntro(w io.Writer, l *lab.Lab) {
