@@ -35,6 +35,8 @@ type labOptions struct {
 	json             bool
 	quiet            bool
 	logLevel         string
+	logMaxMiB        int
+	logKeep          int
 }
 
 func labFlags(o *labOptions) []cli.Flag {
@@ -50,6 +52,8 @@ func labFlags(o *labOptions) []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "print the settings JSON instead of the settings for a person", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the transcript of client sessions (it is still in lab.log)", EnvVars: []string{"MAILLAB_QUIET"}, Destination: &o.quiet},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "`LEVEL` of diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
+		&cli.IntFlag{Name: "log-max-size", Value: transcript.DefaultMaxBytes >> 20, Usage: "rotate lab.log when it reaches `MIB` mebibytes (0: never)", EnvVars: []string{"MAILLAB_LOG_MAX_SIZE"}, Destination: &o.logMaxMiB},
+		&cli.IntFlag{Name: "log-keep", Value: transcript.DefaultKeep, Usage: "keep `N` rotated lab.log files (lab.log.1 is the newest; 0: keep none)", EnvVars: []string{"MAILLAB_LOG_KEEP"}, Destination: &o.logKeep},
 	}
 }
 
@@ -63,6 +67,12 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 	ports, err := parsePorts(c.StringSlice("port"))
 	if err != nil {
 		return opts, err
+	}
+	if o.logMaxMiB < 0 {
+		return opts, usageErrorf("--log-max-size %d: want a size in MiB, or 0 to never rotate", o.logMaxMiB)
+	}
+	if o.logKeep < 0 {
+		return opts, usageErrorf("--log-keep %d: want a number of files, 0 or more", o.logKeep)
 	}
 	ip := net.ParseIP(o.address)
 	if ip == nil {
@@ -83,6 +93,15 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		Ports:            ports,
 		StandardPorts:    o.standardPorts,
 		Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		LogMaxBytes:      int64(o.logMaxMiB) << 20,
+		LogKeep:          o.logKeep,
+	}
+	// Zero flags mean "never" and "none"; zero options mean the defaults.
+	if o.logMaxMiB == 0 {
+		opts.LogMaxBytes = -1
+	}
+	if o.logKeep == 0 {
+		opts.LogKeep = -1
 	}
 	if !o.quiet && !o.json {
 		opts.Transcript = transcript.NewTextSink(stdout)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -56,5 +58,16 @@ func TestLabStopsCleanlyOnSignal(t *testing.T) {
 				t.Errorf("after %v the lab directory %s is still there (stat: %v)", sig, dir, err)
 			}
 		})
+	}
+}
+
+func TestLabLogFlagsBadInput(t *testing.T) {
+	for _, args := range [][]string{{"lab", "--log-max-size", "-1"}, {"lab", "--log-keep", "-2"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"maillab"}, args...), &stdout, &stderr)
+		msg := strings.TrimSpace(stderr.String())
+		if code != exitUsage || strings.Count(msg, "\n") != 0 || !strings.Contains(msg, args[1]) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and one line naming %s", args, code, msg, exitUsage, args[1])
+		}
 	}
 }
