@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -115,5 +118,79 @@ func TestGoSMTPPipelinedAuth(t *testing.T) {
 	}
 	if !strings.Contains(transcript, "C: AUTH PLAIN\nC: ****") {
 		t.Errorf("transcript lacks the masked AUTH exchange:\n%s", transcript)
+	}
+}
+
+// TestGoIMAPSplitPassword runs go-imap's server: the client's quoted
+// password is cut where its second part begins with "* ", the segment that
+// used to be logged as a server line. The transcript must learn each
+// write's direction from go-imap's tee and show no credential.
+func TestGoIMAPSplitPassword(t *testing.T) {
+	const password = "hunter2* pw"
+	mem := imapmemserver.New()
+	mem.AddUser(imapmemserver.NewUser("alice", password))
+	rec := &syncRecorder{}
+	w := NewSession(rec, "imap", nil).IMAPWriter()
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		InsecureAuth: true,
+		DebugWriter:  w,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	expect := func(prefix string) {
+		t.Helper()
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return
+			}
+		}
+	}
+	expect("* OK")
+	c.Write([]byte(`a1 LOGIN alice "hunter2`))
+	time.Sleep(20 * time.Millisecond) // let the server read the first part alone
+	c.Write([]byte(`* pw"` + "\r\n"))
+	expect("a1 OK")
+	c.Write([]byte("a2 LOGOUT\r\n"))
+	expect("a2 OK")
+	c.Close()
+	srv.Close()
+
+	iw := w.(*imapWriter)
+	iw.mu.Lock()
+	guessed := iw.guessed
+	iw.mu.Unlock()
+	if guessed != 0 {
+		t.Errorf("%d writes of go-imap's debug stream had no known direction; go-imap no longer tees through io.TeeReader/io.MultiWriter?", guessed)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	transcript := strings.Join(rec.got, "\n")
+	for _, secret := range []string{"hunter2", "* pw"} {
+		if strings.Contains(transcript, secret) {
+			t.Errorf("transcript shows %q:\n%s", secret, transcript)
+		}
+	}
+	if !strings.Contains(transcript, "C: a1 LOGIN alice ****") {
+		t.Errorf("transcript lacks the masked LOGIN:\n%s", transcript)
 	}
 }
