@@ -98,7 +98,8 @@ func (s *session) replied() {
 
 // send writes one command line.
 func (s *session) send(line string) error {
-	s.cmd = describeCmd(line)
+	// The delay findings name the command without its IMAP tag.
+	s.cmd = describeCmd(strings.TrimPrefix(line, fmt.Sprintf("a%d ", s.tag)))
 	s.arm()
 	_, err := io.WriteString(s.conn, line+"\r\n")
 	return err
