@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // startPOP3 serves a minimal POP3 greeting and CAPA on 127.0.0.1.
@@ -126,5 +130,110 @@ func TestDiagnoseHelp(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("--help lacks %q", want)
 		}
+	}
+}
+
+// silentPort accepts connections and never greets.
+func silentPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestDiagnoseInterrupt runs maillab diagnose as a child process against a
+// server that never greets, sends it SIGINT while it waits, and checks
+// that it exits 130 with the steps so far and no root cause or finding.
+func TestDiagnoseInterrupt(t *testing.T) {
+	port := strconv.Itoa(silentPort(t))
+	for _, asJSON := range []bool{false, true} {
+		t.Run(map[bool]string{false: "text", true: "json"}[asJSON], func(t *testing.T) {
+			args := []string{"diagnose", "--pop3", "127.0.0.1:" + port, "--pop3-security", "none", "--connect-timeout", "100ms", "--reply-timeout", "1m"}
+			if asJSON {
+				args = append(args, "--json")
+			}
+			cmd := exec.Command(os.Args[0], args...)
+			cmd.Env = append(os.Environ(), "MAILLAB_TEST_MAIN=1", "MAILLAB_PASSWORD=")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			// Interrupt once the child is waiting for the greeting: its
+			// connection is up (the silent server accepted it).
+			time.Sleep(time.Second)
+			cmd.Process.Signal(os.Interrupt)
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("maillab diagnose did not end after SIGINT; stdout:\n%s", stdout.String())
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+				t.Fatalf("maillab diagnose after SIGINT: %v, want exit %d\nstdout: %s\nstderr: %s", err, exitInterrupted, stdout.String(), stderr.String())
+			}
+			out := stdout.String()
+			if !asJSON {
+				for _, want := range []string{"✓ tcp", "interrupted", "no root cause"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("text output lacks %q:\n%s", want, out)
+					}
+				}
+				if strings.Contains(out, "SERVER_SLOW") || strings.Contains(out, "Root cause:") {
+					t.Errorf("an interrupted run named a root cause:\n%s", out)
+				}
+				return
+			}
+			var r struct {
+				RootCause   string            `json:"root_cause"`
+				Interrupted bool              `json:"interrupted"`
+				Findings    []json.RawMessage `json:"findings"`
+				Services    []struct {
+					Steps []struct {
+						Step string `json:"step"`
+						OK   bool   `json:"ok"`
+						Code string `json:"code"`
+					} `json:"steps"`
+				} `json:"services"`
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, out)
+			}
+			if !r.Interrupted || r.RootCause != "" || len(r.Findings) != 0 || len(r.Services) != 1 {
+				t.Fatalf("interrupted JSON = %+v", r)
+			}
+			for _, st := range r.Services[0].Steps {
+				if st.Code != "" {
+					t.Errorf("step %s has code %s after an interrupt", st.Step, st.Code)
+				}
+			}
+		})
 	}
 }
