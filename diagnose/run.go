@@ -205,7 +205,7 @@ func assemble(env *runEnv, probers []*prober) *Report {
 			names = append(names, p.svc.Name)
 		}
 		rep.Summary = fmt.Sprintf("every configured service works: %s", strings.Join(names, ", "))
-		rep.Fix = "Nothing to fix on the server side: the account connects, encrypts, logs in and sends or fetches mail. If the mail client still fails, compare its settings with the ones tested here."
+		rep.Fix = rootcause.Fix(rootcause.Healthy, rootcause.Target{})
 		if skipped := skippedSteps(probers); skipped > 0 {
 			rep.Summary += fmt.Sprintf(" (%d step(s) were not tested; see the findings)", skipped)
 		}
