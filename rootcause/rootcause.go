@@ -111,6 +111,10 @@ type Info struct {
 	// Fix is the helpdesk's default fix for a service, used where the
 	// diagnoser has nothing more specific to say.
 	Fix func(Target) string
+	// TimeoutBound is set for a code that a diagnoser names only after a
+	// wait runs out (a connect or reply timeout, a stalled handshake, a
+	// silent port tried with TLS): its time to diagnosis is the timeout's.
+	TimeoutBound bool
 }
 
 // All is the table: every code, in catalog order.
@@ -130,7 +134,7 @@ var All = []Info{
 		Fix: func(t Target) string {
 			return fmt.Sprintf("The DNS server cannot resolve %s right now (an outage at the domain's DNS provider or at the resolver). Wait and retry, or use another DNS server.", t.Host)
 		}},
-	{Code: DNSTimeout, Layer: LayerResolver,
+	{Code: DNSTimeout, Layer: LayerResolver, TimeoutBound: true,
 		Meaning: "the resolver never answered (DNS blocked, resolver down)",
 		Fix: func(Target) string {
 			return "The DNS server does not answer. Check that the firewall lets DNS through (UDP and TCP port 53), or set the computer to use a working DNS server."
@@ -155,7 +159,7 @@ var All = []Info{
 		Fix: func(t Target) string {
 			return fmt.Sprintf("Nothing accepts connections on %s. Check the port in the mail client, that the mail server runs, and the firewall and port forwarding in front of it.", t.hostPort())
 		}},
-	{Code: TCPTimeout, Layer: LayerTCP,
+	{Code: TCPTimeout, Layer: LayerTCP, TimeoutBound: true,
 		Meaning: "connection attempts vanish (firewall DROP, blocked outbound port)",
 		Fix: func(t Target) string {
 			return fmt.Sprintf("Connections to %s vanish: a firewall drops them (many networks block outgoing port 25). Use another port the provider offers, or ask the network administrator to open this one.", t.hostPort())
@@ -170,7 +174,7 @@ var All = []Info{
 		Fix: func(t Target) string {
 			return fmt.Sprintf("Port %d speaks plaintext first: in the mail client set the %s security to STARTTLS for port %d, or use the port for SSL/TLS (%d).", t.Port, t.Role, t.Port, t.TLSPort)
 		}},
-	{Code: PortSecurityMismatchPlainOnTLS, Layer: LayerPort,
+	{Code: PortSecurityMismatchPlainOnTLS, Layer: LayerPort, TimeoutBound: true,
 		Meaning: "client speaks plaintext to an implicit-TLS port (465/993/995)",
 		Fix: func(t Target) string {
 			return fmt.Sprintf("Port %d expects SSL/TLS from the first byte: in the mail client set the %s security to SSL/TLS.", t.Port, t.Role)
@@ -321,17 +325,17 @@ var All = []Info{
 		Fix: func(Target) string {
 			return "The mailbox is over its quota: delete or archive messages and empty the trash, or ask the administrator for more space."
 		}},
-	{Code: ServerSlow, Layer: LayerSlow,
+	{Code: ServerSlow, Layer: LayerSlow, TimeoutBound: true,
 		Meaning: "greeting or replies slower than the client waits",
 		Fix: func(Target) string {
 			return "The server answers more slowly than the client waits: raise the server timeout in the mail client, and ask the administrator to check the server's load."
 		}},
-	{Code: LinkSlow, Layer: LayerSlow,
+	{Code: LinkSlow, Layer: LayerSlow, TimeoutBound: true,
 		Meaning: "transfer rate too low for the message size (bandwidth/QoS)",
 		Fix: func(Target) string {
 			return "The network link is too slow for this message: send it from a faster connection, make it smaller, or check for bandwidth limits (QoS, a metered or throttled line)."
 		}},
-	{Code: Intermittent, Layer: LayerSlow,
+	{Code: Intermittent, Layer: LayerSlow, TimeoutBound: true,
 		Meaning: "the same step sometimes works and sometimes fails (packet loss)",
 		Fix: func(Target) string {
 			return "The connection works only some of the time (packet loss): check Wi-Fi, VPN and cabling, or try another network; the server itself answers."
@@ -383,4 +387,11 @@ func Fix(c Code, t Target) string {
 		return ""
 	}
 	return info.Fix(t)
+}
+
+// IsTimeoutBound reports whether the code c is named only after a wait
+// runs out (Info.TimeoutBound).
+func IsTimeoutBound(c Code) bool {
+	info, _ := Lookup(c)
+	return info.TimeoutBound
 }
