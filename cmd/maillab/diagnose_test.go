@@ -91,6 +91,8 @@ func TestDiagnoseCommand(t *testing.T) {
 		{name: "bad security", args: []string{"--imap", "h", "--imap-security", "ssl"}, code: exitUsage, stderr: "--imap-security"},
 		{name: "bad TLS version", args: []string{"--imap", "h", "--client-max-tls", "1.4"}, code: exitUsage, stderr: "--client-max-tls"},
 		{name: "bad host", args: []string{"--smtp", "a b:25"}, code: exitUsage, stderr: "--smtp"},
+		{name: "zero reply timeout", args: []string{"--imap", "h", "--reply-timeout", "0s"}, code: exitUsage, stderr: "--reply-timeout must be positive"},
+		{name: "negative connect timeout", args: []string{"--imap", "h", "--connect-timeout", "-1s"}, code: exitUsage, stderr: "--connect-timeout must be positive"},
 		{name: "stray argument", args: []string{"--imap", "h", "extra"}, code: exitUsage, stderr: "no arguments"},
 		{name: "healthy", args: []string{"--pop3", "127.0.0.1:" + pop, "--pop3-security", "none", "--timeout", "2s"}, code: exitOK, stdout: "Root cause: HEALTHY"},
 		{name: "refused, JSON", args: []string{"--imap", "127.0.0.1:" + closed, "--imap-security", "tls", "--timeout", "300ms", "--json"}, code: exitFinding, rootJSON: "TCP_REFUSED"},
