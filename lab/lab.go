@@ -135,7 +135,6 @@ type Lab struct {
 	sink     transcript.Sink
 	logFile  *os.File
 	ownsDir  bool
-	sessions sync.Map // accepted conn → *transcript.Session
 
 	customer   []func(*settings.Settings) error
 	afterStart []func() error
