@@ -154,4 +154,3 @@ func (s *session) ehloName() string {
 	}
 	return "[127.0.0.1]"
 }
-

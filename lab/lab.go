@@ -130,11 +130,11 @@ type Lab struct {
 	// SMTPChecks are consulted by the primary provider's SMTP services.
 	SMTPChecks []smtpd.Check
 
-	opts     Options
-	logger   *slog.Logger
-	sink     transcript.Sink
-	logFile  *os.File
-	ownsDir  bool
+	opts    Options
+	logger  *slog.Logger
+	sink    transcript.Sink
+	logFile *os.File
+	ownsDir bool
 
 	customer   []func(*settings.Settings) error
 	afterStart []func() error
