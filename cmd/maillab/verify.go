@@ -21,16 +21,15 @@ import (
 func init() { registerCommand(verifyCommand()) }
 
 type verifyOptions struct {
-	run          string
-	files        []string
-	diagnoser    string
-	parallel     int
-	timeout      time.Duration
-	cmdTimeout   time.Duration
-	json         bool
-	junit        string
-	noProgress   bool
-	forceProgess bool
+	run        string
+	files      []string
+	diagnoser  string
+	parallel   int
+	timeout    time.Duration
+	cmdTimeout time.Duration
+	json       bool
+	junit      string
+	noProgress bool
 }
 
 func verifyCommand() *cli.Command {
