@@ -535,7 +535,7 @@ func TestScenarios(t *testing.T) {
 }
 
 // logNetworkMechanism says how a scenario's drop and reject faults are
-// made (the README tells which mechanism a run used): the catalog uses
+// made (docs/faults.md tells which mechanism a run used): the catalog uses
 // the default mode, sockets of the lab's own; netns_test.go covers mode
 // nftables.
 func logNetworkMechanism(t *testing.T, sc *scenarios.Scenario) {

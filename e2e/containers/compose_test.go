@@ -86,7 +86,7 @@ func startClassroom(ctx context.Context, t *testing.T, tool composeTool, publish
 		"MAILLAB_IMAGE=" + image,
 		"MAILLAB_CLASSROOM_DIR=" + c.dir,
 		// The labs write as this test's user into its own directory, as
-		// the Classroom section of README.md tells a trainer to.
+		// docs/classroom.md tells a trainer to.
 		fmt.Sprintf("MAILLAB_USER=%d:%d", os.Getuid(), os.Getgid()),
 		"MAILLAB_PUBLISH=" + publish,
 		"MAILLAB_ADVERTISE=" + advertise,
