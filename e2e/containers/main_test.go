@@ -309,6 +309,20 @@ func TestImage(t *testing.T) {
 	if strings.Join(cfg.Entrypoint, " ") != "/maillab" {
 		t.Errorf("image entrypoint = %q, want /maillab", cfg.Entrypoint)
 	}
+	// OCI annotations (image-spec annotations.md) from build/Dockerfile;
+	// buildImage passes VERSION=e2e.
+	for key, want := range map[string]string{
+		"org.opencontainers.image.title":    "maillab",
+		"org.opencontainers.image.version":  "e2e",
+		"org.opencontainers.image.revision": "",
+		"org.opencontainers.image.created":  "",
+		"org.opencontainers.image.source":   "https://github.com/maillab/maillab",
+	} {
+		got, ok := cfg.Labels[key]
+		if !ok || (want != "" && got != want) {
+			t.Errorf("image label %s = %q (present %v), want %q", key, got, ok, want)
+		}
+	}
 	t.Logf("image %s: %.1f MiB", image, float64(img.Size)/(1<<20))
 
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
