@@ -148,6 +148,16 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
+// missingTool skips t with a one-line reason, or fails it when CI=true:
+// CI installs every tool, so a missing one there is a broken install step.
+func missingTool(t *testing.T, reason string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(reason + "; CI=true requires every tool")
+	}
+	t.Skip(reason)
+}
+
 // requireDocker skips t without a Docker engine (fails it under
 // MAILLAB_REQUIRE_DOCKER=1) and fails it if the image could not be built.
 func requireDocker(t *testing.T) {
