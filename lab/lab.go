@@ -140,12 +140,11 @@ type Lab struct {
 	// SMTPChecks are consulted by the primary provider's SMTP services.
 	SMTPChecks []smtpd.Check
 
-	opts     Options
-	logger   *slog.Logger
-	sink     transcript.Sink
-	logFile  *transcript.RotatingFile
-	ownsDir  bool
-	sessions sync.Map // accepted conn → *transcript.Session
+	opts    Options
+	logger  *slog.Logger
+	sink    transcript.Sink
+	logFile *transcript.RotatingFile
+	ownsDir bool
 
 	customer   []func(*settings.Settings) error
 	afterStart []func() error

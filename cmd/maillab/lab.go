@@ -29,7 +29,6 @@ type labOptions struct {
 	address          string
 	allowNonLoopback bool
 	advertise        string
-	ports            []string
 	standardPorts    bool
 	settingsOut      string
 	json             bool
