@@ -245,10 +245,11 @@ func New(opts Options) (l *Lab, err error) {
 	if err := l.makeCA(); err != nil {
 		return nil, err
 	}
-	l.Store, err = mailstore.Open(mailstore.Options{Dir: opts.StoreDir})
+	l.Store, err = mailstore.Open(mailstore.Options{Dir: opts.StoreDir, Logger: l.logger})
 	if err != nil {
 		return nil, err
 	}
+	l.closers = append(l.closers, l.Store.Close) // compacts and unlocks last
 	accounts := opts.Accounts
 	if len(accounts) == 0 {
 		if accounts, err = storedAccounts(opts.StoreDir, opts.Domain); err != nil {
