@@ -2,8 +2,9 @@ package mailstore_test
 
 import (
 	"errors"
-	"maps"
+	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -572,5 +573,89 @@ func TestMaildirDamagedUIDList(t *testing.T) {
 				t.Errorf("Repairs() after the repaired start = %q, want none", r)
 			}
 		})
+	}
+}
+
+// TestMaildirJournalCrash copies a store's tree while the store is open,
+// as a kill -9 or a power cut leaves it, and starts on the copy: the
+// uidlist was appended to (one record per delivery or keyword change, not
+// rewritten), a record cut in half is dropped, and every message is there
+// with its UID.
+func TestMaildirJournalCrash(t *testing.T) {
+	root := t.TempDir()
+	u := addUser(t, openDir(t, root), "erin@example.test", "erin")
+	inbox := mailbox(t, u, mailstore.Inbox)
+	for _, body := range []string{"one", "two", "three", "four", "five"} {
+		appendMsg(t, inbox, body)
+	}
+	if _, err := inbox.StoreFlags([]uint32{2}, mailstore.FlagsAdd, []string{"Work"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inbox.StoreFlags([]uint32{3}, mailstore.FlagsAdd, []string{`\Seen`}); err != nil { // in the file name only
+		t.Fatal(err)
+	}
+	crashed := t.TempDir()
+	if err := os.CopyFS(crashed, os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(crashed, "erin", "maillab-uidlist")
+	data, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	// header (from AddUser's compaction) + 5 appends + 1 keyword record
+	if len(lines) != 8 || !strings.HasPrefix(lines[6], "2 ") || !strings.HasSuffix(lines[6], " Work\n") {
+		t.Fatalf("uidlist while open = %q, want the header, 5 append records and 1 keyword record", data)
+	}
+	cut := strings.Join(lines[:6], "") + lines[6][:len(lines[6])-4]
+	if err := os.WriteFile(list, []byte(cut), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openDir(t, crashed)
+	u2, err := s2.AddUser("erin@example.test", "erin", "x")
+	if err != nil {
+		t.Fatalf("AddUser after a crash = %v", err)
+	}
+	var got []string
+	for _, m := range mailbox(t, u2, mailstore.Inbox).Messages() {
+		got = append(got, fmt.Sprintf("%d %s %v", m.UID, m.Data, m.Flags))
+	}
+	want := []string{"1 one []", "2 two []", `3 three [\Seen]`, "4 four []", "5 five []"}
+	if !slices.Equal(got, want) {
+		t.Errorf("messages after a crash = %q, want %q", got, want)
+	}
+	if r := s2.Repairs(); len(r) != 1 || !strings.Contains(r[0], "interrupted record") {
+		t.Errorf("Repairs() after a crash = %q, want the interrupted record", r)
+	}
+	if uid := appendMsg(t, mailbox(t, u2, mailstore.Inbox), "six"); uid != 6 {
+		t.Errorf("Append after a crash = UID %d, want 6", uid)
+	}
+}
+
+// TestMaildirJournalCompaction: the journal is compacted once it holds
+// more records than the mailbox has messages (plus slack), so it cannot
+// grow without bound under keyword changes.
+func TestMaildirJournalCompaction(t *testing.T) {
+	root := t.TempDir()
+	u := addUser(t, openDir(t, root), "erin@example.test", "erin")
+	inbox := mailbox(t, u, mailstore.Inbox)
+	appendMsg(t, inbox, "one")
+	for i := range 1100 {
+		op := mailstore.FlagsAdd
+		if i%2 == 1 {
+			op = mailstore.FlagsRemove
+		}
+		if _, err := inbox.StoreFlags([]uint32{1}, op, []string{"Toggle"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(root, "erin", "maillab-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); n > 1030 {
+		t.Errorf("uidlist has %d lines after 1100 keyword changes to 1 message, want it compacted (≤ 1030)", n)
 	}
 }

@@ -99,9 +99,11 @@ type Store struct {
 	now    func() time.Time
 	log    *slog.Logger
 	limits Limits
-	quota  int64    // default quota of new accounts
-	lock   *os.File // flock'ed lock file of dir; nil in memory or closed
-	closed bool
+	quota  int64 // default quota of new accounts
+	// maxSize is the message size limit of every protocol; 0: none.
+	maxSize int64
+	lock    *os.File // flock'ed lock file of dir; nil in memory or closed
+	closed  bool
 	// repairs lists what loading fixed in damaged uidlists.
 	repairs []string
 	// lastValidity is the highest UIDVALIDITY handed out, so a mailbox
@@ -123,7 +125,20 @@ type Options struct {
 	DefaultQuota int64
 	// Limits bounds keywords; the zero value has the defaults.
 	Limits Limits
+	// MaxMessageSize is the largest message the lab's protocols accept,
+	// in bytes: SMTP's SIZE and IMAP's APPENDLIMIT. 0 means
+	// DefaultMaxMessageSize, a negative value no limit. The store itself
+	// does not refuse bigger messages (SMTP adds a Received field after
+	// its check); the servers check at their edge.
+	MaxMessageSize int64
 }
+
+// DefaultMaxMessageSize is the default Options.MaxMessageSize: 25 MiB, the
+// limit of the lab's SMTP server and of most providers.
+const DefaultMaxMessageSize = 25 << 20
+
+// MaxMessageSize returns the message size limit in bytes; 0 means none.
+func (s *Store) MaxMessageSize() int64 { return s.maxSize }
 
 // Open returns a store. With opts.Dir set it checks that the directory can
 // be created and written, so a bad --store fails at start, not at the first
@@ -139,6 +154,12 @@ func Open(opts Options) (*Store, error) {
 		log:    opts.Logger,
 		limits: opts.Limits.withDefaults(),
 		quota:  max(opts.DefaultQuota, 0),
+	}
+	switch {
+	case opts.MaxMessageSize == 0:
+		s.maxSize = DefaultMaxMessageSize
+	case opts.MaxMessageSize > 0:
+		s.maxSize = opts.MaxMessageSize
 	}
 	if s.now == nil {
 		s.now = time.Now
