@@ -103,6 +103,13 @@ type Options struct {
 	// CloseGrace is how long Close lets running sessions finish before it
 	// cuts them; default 2s.
 	CloseGrace time.Duration
+	// Quota is the mail each account may hold, in bytes; 0 means
+	// DefaultQuota, a negative value no limit (docs/store.md).
+	Quota int64
+	// MaxMessageSize is the largest message SMTP and IMAP APPEND accept,
+	// in bytes; 0 means mailstore.DefaultMaxMessageSize (25 MiB), a
+	// negative value no limit.
+	MaxMessageSize int64
 	// LogMaxBytes is the size at which lab.log is rotated (renamed
 	// lab.log.1, older ones shifted); 0 means transcript.DefaultMaxBytes
 	// (10 MiB), a negative value never rotates.
@@ -111,6 +118,11 @@ type Options struct {
 	// transcript.DefaultKeep (5), a negative value keeps none.
 	LogKeep int
 }
+
+// DefaultQuota is the default Options.Quota: 256 MiB per account, so a
+// client that keeps sending cannot make the lab hold more than that for
+// each account.
+const DefaultQuota = 256 << 20
 
 // Lab is a mail provider on loopback. Between New and Start its exported
 // fields and the fields of its services may be changed (that is what
@@ -254,10 +266,15 @@ func New(opts Options) (l *Lab, err error) {
 	if err := l.makeCA(); err != nil {
 		return nil, err
 	}
-	l.Store, err = mailstore.Open(mailstore.Options{Dir: opts.StoreDir})
+	quota := opts.Quota
+	if quota == 0 {
+		quota = DefaultQuota
+	}
+	l.Store, err = mailstore.Open(mailstore.Options{Dir: opts.StoreDir, Logger: l.logger, DefaultQuota: max(quota, 0), MaxMessageSize: opts.MaxMessageSize})
 	if err != nil {
 		return nil, err
 	}
+	l.closers = append(l.closers, l.Store.Close) // compacts and unlocks last
 	accounts := opts.Accounts
 	if len(accounts) == 0 {
 		if accounts, err = storedAccounts(opts.StoreDir, opts.Domain); err != nil {

@@ -34,6 +34,8 @@ type labOptions struct {
 	json             bool
 	quiet            bool
 	logLevel         string
+	quota            string
+	maxMessageSize   string
 	logMaxMiB        int
 	logKeep          int
 }
@@ -50,6 +52,8 @@ func labFlags(o *labOptions) []cli.Flag {
 		&cli.StringFlag{Name: "settings-out", Usage: "write the settings JSON to `FILE` (for maillab diagnose --settings and other tools)", EnvVars: []string{"MAILLAB_SETTINGS_OUT"}, Destination: &o.settingsOut, TakesFile: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the settings JSON instead of the settings for a person", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the transcript of client sessions (it is still in lab.log)", EnvVars: []string{"MAILLAB_QUIET"}, Destination: &o.quiet},
+		&cli.StringFlag{Name: "quota", Value: "256MiB", Usage: "mail `SIZE` each account may hold (0: unlimited); over it SMTP says 552 5.2.2 and IMAP APPEND NO [OVERQUOTA]", EnvVars: []string{"MAILLAB_QUOTA"}, Destination: &o.quota},
+		&cli.StringFlag{Name: "max-message-size", Value: "25MiB", Usage: "largest message `SIZE`, the same for SMTP (SIZE) and IMAP APPEND (APPENDLIMIT; 0: unlimited)", EnvVars: []string{"MAILLAB_MAX_MESSAGE_SIZE"}, Destination: &o.maxMessageSize},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "`LEVEL` of diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
 		&cli.IntFlag{Name: "log-max-size", Value: transcript.DefaultMaxBytes >> 20, Usage: "rotate lab.log when it reaches `MIB` mebibytes (0: never)", EnvVars: []string{"MAILLAB_LOG_MAX_SIZE"}, Destination: &o.logMaxMiB},
 		&cli.IntFlag{Name: "log-keep", Value: transcript.DefaultKeep, Usage: "keep `N` rotated lab.log files (lab.log.1 is the newest; 0: keep none)", EnvVars: []string{"MAILLAB_LOG_KEEP"}, Destination: &o.logKeep},
@@ -64,6 +68,14 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		return opts, err
 	}
 	ports, err := parsePorts(c.StringSlice("port"))
+	if err != nil {
+		return opts, err
+	}
+	quota, err := parseSize("quota", o.quota)
+	if err != nil {
+		return opts, err
+	}
+	maxSize, err := parseSize("max-message-size", o.maxMessageSize)
 	if err != nil {
 		return opts, err
 	}
@@ -91,6 +103,8 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		Advertise:        o.advertise,
 		Ports:            ports,
 		StandardPorts:    o.standardPorts,
+		Quota:            orUnlimited(quota),
+		MaxMessageSize:   orUnlimited(maxSize),
 		Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		LogMaxBytes:      int64(o.logMaxMiB) << 20,
 		LogKeep:          o.logKeep,
@@ -106,6 +120,15 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		opts.Transcript = transcript.NewTextSink(stdout)
 	}
 	return opts, nil
+}
+
+// orUnlimited maps a flag's 0 ("unlimited") to lab.Options' -1 (its 0
+// means the default).
+func orUnlimited(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func parseLogLevel(s string) (slog.Level, error) {

@@ -73,6 +73,9 @@ type Config struct {
 	// *tls.Conn whose handshake has not been done yet. Zero means
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// Limits bounds the cost of one command (SEARCH); the zero value has
+	// the defaults.
+	Limits Limits
 	// Logger receives the server's records; nil discards them.
 	Logger *slog.Logger
 	// Transcript, if set, is called once for every accepted connection
