@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -95,27 +96,29 @@ func (l *Lab) serverListener(svc *Service, ln net.Listener, wrappers []ConnWrapp
 	}
 	var out net.Listener = &sessionListener{Listener: ln, lab: l, svc: svc, wrappers: all}
 	if svc.TLS() {
-		out = newTLSListener(out, l.serverTLS(svc), l.opts.HandshakeTimeout, svc.GreetingDelay)
+		out = newTLSListener(out, l.serverTLS(svc), l.opts.HandshakeTimeout, svc.GreetingDelay, l.logger.With("service", svc.Name))
 	}
 	return out
 }
 
 func (l *Lab) serveMiddlebox(svc *Service, public net.Listener, innerAddr string) error {
-	for {
-		c, err := public.Accept()
-		if err != nil {
-			return err
-		}
-		ts := sessionOf(c)
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			svc.Middlebox.Serve(c, ts, func() (net.Conn, error) {
-				d := net.Dialer{Timeout: 5 * time.Second}
-				return d.Dial("tcp", innerAddr)
-			})
-		}()
+	loop := &netx.AcceptLoop{
+		Handle: func(c net.Conn) {
+			ts := sessionOf(c)
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				svc.Middlebox.Serve(c, ts, func() (net.Conn, error) {
+					d := net.Dialer{Timeout: 5 * time.Second}
+					return d.Dial("tcp", innerAddr)
+				})
+			}()
+		},
+		OnRetry: func(err error, wait time.Duration) {
+			l.logger.Warn("accept failed; retrying", "service", svc.Name, "err", err, "in", wait)
+		},
 	}
+	return loop.Run(public)
 }
 
 // serverTLS is the TLS configuration a service presents.
@@ -299,28 +302,31 @@ type tlsListener struct {
 	cfg     *tls.Config
 	timeout time.Duration
 	delay   time.Duration
+	log     *slog.Logger
 	conns   chan net.Conn
-	errc    chan error
 	done    chan struct{}
 	once    sync.Once
 }
 
-func newTLSListener(inner net.Listener, cfg *tls.Config, timeout, delay time.Duration) *tlsListener {
-	tl := &tlsListener{inner: inner, cfg: cfg, timeout: timeout, delay: delay,
-		conns: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
+func newTLSListener(inner net.Listener, cfg *tls.Config, timeout, delay time.Duration, log *slog.Logger) *tlsListener {
+	tl := &tlsListener{inner: inner, cfg: cfg, timeout: timeout, delay: delay, log: log,
+		conns: make(chan net.Conn), done: make(chan struct{})}
 	go tl.acceptLoop()
 	return tl
 }
 
+// acceptLoop accepts until Close; a failed accept (out of file
+// descriptors) is retried, never handed to the server: a server that got
+// it might stop serving the port for good.
 func (tl *tlsListener) acceptLoop() {
-	for {
-		c, err := tl.inner.Accept()
-		if err != nil {
-			tl.errc <- err
-			return
-		}
-		go tl.handshake(c)
+	loop := &netx.AcceptLoop{
+		Handle: func(c net.Conn) { go tl.handshake(c) },
+		OnRetry: func(err error, wait time.Duration) {
+			tl.log.Warn("accept failed; retrying", "addr", tl.inner.Addr(), "err", err, "in", wait)
+		},
+		Stop: tl.done,
 	}
+	loop.Run(tl.inner)
 }
 
 func (tl *tlsListener) handshake(c net.Conn) {
@@ -362,9 +368,6 @@ func (tl *tlsListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-tl.conns:
 		return c, nil
-	case err := <-tl.errc:
-		tl.errc <- err
-		return nil, err
 	case <-tl.done:
 		return nil, net.ErrClosed
 	}
