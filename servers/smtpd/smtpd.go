@@ -75,7 +75,10 @@ type Config struct {
 	// (RFC 5321 §4.5.3.2 asks for at least that).
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
+	// DataTimeout bounds the whole message after DATA (RFC 5321
+	// §4.5.3.2.6 "DATA termination"); 0 means 10 minutes.
+	DataTimeout time.Duration
+	Logger      *slog.Logger
 	// Transcript returns the debug writer for one connection; nil records
 	// nothing.
 	Transcript func(c net.Conn) io.Writer
@@ -133,6 +136,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 5 * time.Minute
+	}
+	if cfg.DataTimeout == 0 {
+		cfg.DataTimeout = 10 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
