@@ -90,15 +90,20 @@ func (l *Lab) startService(svc *Service) error {
 // below TLS, then the implicit-TLS handshake (with the greeting delay after
 // it) for TLS ports.
 func (l *Lab) serverListener(svc *Service, ln net.Listener, wrappers []ConnWrapper, limited bool) net.Listener {
-	all := wrappers
-	if svc.Protocol == settings.ProtocolIMAP {
-		// Below everything, so it sees go-imap's deadlines even under TLS.
-		t := imapd.Timeouts{Command: l.opts.IMAPCommandTimeout, Idle: l.opts.IMAPIdleTimeout}
-		all = append([]ConnWrapper{func(c net.Conn, _ *transcript.Session) net.Conn { return t.Wrap(c) }}, all...)
-	}
+	// Below everything else (and TLS), so they see the servers' deadlines:
+	// the first read timeout ends the session, and IMAP's deadlines are
+	// the lab's, not go-imap's.
+	timeouts := imapd.Timeouts{Command: l.opts.IMAPCommandTimeout, Idle: l.opts.IMAPIdleTimeout}
+	all := append([]ConnWrapper{func(c net.Conn, _ *transcript.Session) net.Conn {
+		c = netx.NewFinalTimeout(c)
+		if svc.Protocol == settings.ProtocolIMAP {
+			c = timeouts.Wrap(c)
+		}
+		return c
+	}}, wrappers...)
 	if svc.GreetingDelay > 0 && !svc.TLS() {
 		d := svc.GreetingDelay
-		all = append(append([]ConnWrapper(nil), wrappers...), func(c net.Conn, ts *transcript.Session) net.Conn {
+		all = append(all, func(c net.Conn, ts *transcript.Session) net.Conn {
 			ts.Eventf("fault: greeting delayed by %s", d)
 			return netx.NewDelayFirstWrite(c, d)
 		})
