@@ -292,6 +292,10 @@ type conn struct {
 	// so the library's complaints about the closed socket are not logged
 	// as problems.
 	closedByUs atomic.Bool
+	// loggedIn is set once LOGIN or AUTHENTICATE succeeded.
+	loggedIn atomic.Bool
+	// guard is what go-imap reads and writes (see guardConn).
+	guard *guardConn
 
 	mu       sync.Mutex
 	imapConn *imapserver.Conn // set by newSession
@@ -303,15 +307,17 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		raw = tc.NetConn()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{
+	c := &conn{
 		srv:    s,
 		nc:     nc,
 		raw:    raw,
-		ln:     newOneConnListener(nc),
 		ctx:    ctx,
 		cancel: cancel,
 		log:    s.log.With("remote", addrString(nc.RemoteAddr())),
 	}
+	c.guard = newGuardConn(nc, c.loggedIn.Load, func() { c.closedByUs.Store(true) })
+	c.ln = newOneConnListener(c.guard)
+	return c
 }
 
 // serve runs one connection: the TLS handshake of an implicit-TLS
@@ -353,14 +359,22 @@ func (c *conn) serve() {
 			debug = &transcriptWriter{w: w, log: c.log}
 		}
 	}
-	is := imapserver.New(&imapserver.Options{
+	opts := &imapserver.Options{
 		NewSession:   c.newSession,
 		Caps:         s.caps,
 		Logger:       libraryLogger{c},
 		TLSConfig:    s.cfg.TLSConfig,
 		InsecureAuth: s.cfg.AllowInsecureAuth,
 		DebugWriter:  debug,
-	})
+	}
+	if _, ok := c.nc.(*tls.Conn); ok {
+		// go-imap reads through the guard, not the *tls.Conn, so it
+		// cannot see the TLS: tell it the connection is secure (AUTH
+		// allowed, no LOGINDISABLED) and has no STARTTLS to offer.
+		opts.TLSConfig = nil
+		opts.InsecureAuth = true
+	}
+	is := imapserver.New(opts)
 	// Serve returns once the session has ended: the session's Close
 	// closes the one-connection listener.
 	if err := is.Serve(c.ln); err != nil {
