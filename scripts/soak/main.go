@@ -108,7 +108,8 @@ type result struct {
 	slowOther                           int
 	recovery                            time.Duration
 	recovered                           bool
-	rssBefore, rssAfter                 int64
+	rssBefore, rssPeak, rssAfter        int64
+	rssWaited                           time.Duration
 	latencies                           []time.Duration
 	probeFailures, burstProbeFailures   int
 	load                                string
@@ -219,7 +220,9 @@ func run(cfg config, out io.Writer) (*result, error) {
 	if err := sk.count(r); err != nil {
 		return nil, fmt.Errorf("count messages: %w", err)
 	}
+	waitStart := time.Now()
 	r.rssAfter = sk.waitRSS(r.rssBefore)
+	r.rssWaited = time.Since(waitStart)
 	r.load = loadAverage()
 	report(out, cfg, r)
 	return r, nil
@@ -614,11 +617,16 @@ func greets(svc settings.Service, cfg *tls.Config, timeout time.Duration) error 
 // taken during the burst are counted apart.
 func (sk *soak) probe(r *result) {
 	svc := sk.s.Services["smtp"]
-	for {
+	for i := 0; ; i++ {
 		select {
 		case <-sk.stopping:
 			return
 		case <-time.After(100 * time.Millisecond):
+		}
+		if i%10 == 0 {
+			if now, err := rss(sk.pid); err == nil && now > r.rssPeak {
+				r.rssPeak = now
+			}
 		}
 		burst := sk.inBurst.Load()
 		start := time.Now()
@@ -745,7 +753,8 @@ func report(out io.Writer, cfg config, r *result) {
 	fmt.Fprintf(out, "messages: %d sent, %d never accepted, %d lost, %d duplicated (target 0)\n", r.sent, r.undelivered, r.lost, r.duplicated)
 	fmt.Fprintf(out, "slowloris: %d refused (421 4.7.0), %d cut by the %s command timeout, %d never cut, %d other\n", r.slowRefused, r.slowCut, cfg.smtpTimeout, r.slowKept, r.slowOther)
 	fmt.Fprintf(out, "fd exhaustion: every listener greeting again %s after the burst (target %s)\n", r.recovery.Round(time.Millisecond), maxRecovery)
-	fmt.Fprintf(out, "RSS: %d kB before, %d kB after (%+.0f%%, target +%.0f%%)\n", r.rssBefore, r.rssAfter, 100*(float64(r.rssAfter)/float64(r.rssBefore)-1), 100*maxRSSGrowth)
+	fmt.Fprintf(out, "RSS: %d kB before, %d kB at the peak of the load, %d kB after (%+.0f%%, read %s after the load; target +%.0f%%)\n",
+		r.rssBefore, r.rssPeak, r.rssAfter, 100*(float64(r.rssAfter)/float64(r.rssBefore)-1), r.rssWaited.Round(time.Second), 100*maxRSSGrowth)
 	fmt.Fprintf(out, "normal client (connect, EHLO, QUIT): p99 %s over %d samples, %d failures; %d failures during the burst (target p99 %s)\n",
 		r.p99().Round(time.Millisecond), len(r.latencies), r.probeFailures, r.burstProbeFailures, maxLatencyP99)
 	fmt.Fprintf(out, "load average at the end: %s\n", r.load)
