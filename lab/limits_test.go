@@ -129,9 +129,10 @@ func TestTimeouts(t *testing.T) {
 		{"smtp", "MAIL FROM:<slow@example.test>", "421 4.4.2 "},
 		{"submission", "EHLO slowloris.example", "421 4.4.2 "},
 		{"submissions", "EHLO slowloris.example", "421 4.4.2 "},
-		// Before login, IMAP's command timeout ends the session.
-		{"imap", "a1 LOGIN alice secret", ""},
-		{"imaps", "a1 LOGIN alice secret", ""},
+		// Before login, IMAP's command timeout ends the session with a
+		// BYE (RFC 9051 §7.1.5).
+		{"imap", "a1 LOGIN alice secret", "* BYE Disconnected for inactivity."},
+		{"imaps", "a1 LOGIN alice secret", "* BYE Disconnected for inactivity."},
 		// RFC 1939 §3: the autologout timer closes without a response.
 		{"pop3", "USER alice", ""},
 		{"pop3s", "USER alice", ""},
@@ -195,9 +196,12 @@ func TestIdleTimeoutIMAP(t *testing.T) {
 			break
 		}
 	}
-	_, err := io.ReadAll(br)
+	rest, err := io.ReadAll(br)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("still logged in after 20s idle; want autologout after 300ms")
+	}
+	if want := "* BYE Disconnected for inactivity.\r\n"; string(rest) != want {
+		t.Errorf("autologout: %q, want %q", rest, want)
 	}
 }

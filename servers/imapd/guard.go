@@ -2,11 +2,14 @@ package imapd
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Limits the command guard enforces before go-imap parses a command.
@@ -85,6 +88,12 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		}
 		n, err := g.Conn.Read(g.buf)
 		g.scan(g.buf[:n])
+		if err != nil && g.err == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// RFC 9051 §7.1.5: BYE when the server closes for
+			// autologout (go-imap would just close). Dovecot's words.
+			g.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			g.reply("* BYE Disconnected for inactivity.")
+		}
 		if err != nil {
 			if len(g.line) > 0 && g.err == nil {
 				// Pass on what came before the error (go-imap reports
