@@ -103,6 +103,13 @@ type Options struct {
 	// CloseGrace is how long Close lets running sessions finish before it
 	// cuts them; default 2s.
 	CloseGrace time.Duration
+	// LogMaxBytes is the size at which lab.log is rotated (renamed
+	// lab.log.1, older ones shifted); 0 means transcript.DefaultMaxBytes
+	// (10 MiB), a negative value never rotates.
+	LogMaxBytes int64
+	// LogKeep is how many rotated lab.log files are kept; 0 means
+	// transcript.DefaultKeep (5), a negative value keeps none.
+	LogKeep int
 
 	// MaxConnectionsPerClient is how many connections one client IP
 	// address may hold at once, over all the lab's ports together; default
@@ -183,7 +190,7 @@ type Lab struct {
 	opts     Options
 	logger   *slog.Logger
 	sink     transcript.Sink
-	logFile  *os.File
+	logFile  *transcript.RotatingFile
 	ownsDir  bool
 	sessions sync.Map // accepted conn → *transcript.Session
 	// limiter counts client connections (Options.MaxConnections...);
@@ -391,7 +398,14 @@ func (l *Lab) makeDir() error {
 		}
 		l.Dir = abs
 	}
-	f, err := os.OpenFile(filepath.Join(l.Dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	maxBytes, keep := l.opts.LogMaxBytes, l.opts.LogKeep
+	if maxBytes == 0 {
+		maxBytes = transcript.DefaultMaxBytes
+	}
+	if keep == 0 {
+		keep = transcript.DefaultKeep
+	}
+	f, err := transcript.OpenRotating(filepath.Join(l.Dir, "lab.log"), maxBytes, keep)
 	if err != nil {
 		return fmt.Errorf("lab directory %s is not writable: %w", l.Dir, err)
 	}
