@@ -227,14 +227,6 @@ func (s *Server) accepted(nc net.Conn) {
 	go c.serve()
 }
 
-// stopping reports whether Close or Shutdown has begun; it is set before
-// the listeners are closed.
-func (s *Server) stopping() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
 // stopAccepting closes the listeners, then tells the sessions.
 func (s *Server) stopAccepting() {
 	s.mu.Lock()

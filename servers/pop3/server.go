@@ -222,12 +222,6 @@ func (s *Server) closeListenersLocked() error {
 	return first
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
 func (s *Server) trackListener(l net.Listener) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
