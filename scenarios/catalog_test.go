@@ -68,3 +68,37 @@ func TestCatalogMatchesContract(t *testing.T) {
 		}
 	}
 }
+
+// TestCompoundScenarios: the catalog has compound scenarios, and the
+// catalog.md row of each names every secondary code.
+func TestCompoundScenarios(t *testing.T) {
+	cat, err := scenarios.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../docs/catalog.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if f := strings.Split(line, " | "); len(f) > 1 {
+			rows[strings.TrimPrefix(f[0], "| ")] = line
+		}
+	}
+	compound := 0
+	for _, sc := range cat {
+		if len(sc.Secondary) == 0 {
+			continue
+		}
+		compound++
+		for _, code := range sc.Secondary {
+			if !strings.Contains(rows[sc.Name], "secondary "+code) {
+				t.Errorf("catalog.md row of %s does not name its secondary %s: %q", sc.Name, code, rows[sc.Name])
+			}
+		}
+	}
+	if compound == 0 {
+		t.Error("no compound scenario (with secondary codes) in the catalog")
+	}
+}

@@ -110,7 +110,7 @@ func LoadFile(file string) (*Scenario, error) {
 }
 
 // fileFields is the top level of a scenario file.
-var fileFields = []string{"name", "title", "section", "root_cause", "story", "cause", "symptoms", "fix", "faults", "customer"}
+var fileFields = []string{"name", "title", "section", "root_cause", "secondary", "story", "cause", "symptoms", "fix", "faults", "customer"}
 
 // Parse reads and validates a scenario. Errors name the file, the line and
 // the field, and list the valid choices.
@@ -159,6 +159,9 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		}
 		return nil, yamlx.Errorf(file, valueNode(root, "root_cause"), "root_cause", "%s; valid: %s", msg, strings.Join(rootcause.Names(), ", "))
 	}
+	if err := sc.validateSecondary(valueNode(root, "secondary")); err != nil {
+		return nil, err
+	}
 	if faultsNode != nil {
 		specs, err := parseFaults(file, faultsNode)
 		if err != nil {
@@ -176,6 +179,33 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		}
 	}
 	return sc, nil
+}
+
+// validateSecondary checks the secondary codes: catalog codes, none of
+// them HEALTHY, the primary or given twice.
+func (sc *Scenario) validateSecondary(n *yaml.Node) error {
+	for i, code := range sc.Secondary {
+		field := fmt.Sprintf("secondary[%d]", i)
+		at := n
+		if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+			at = n.Content[i]
+		}
+		switch {
+		case !rootcause.Valid(code):
+			msg := fmt.Sprintf("unknown root cause %q", code)
+			if near := faults.Closest(code, rootcause.Names(), 3); len(near) > 0 {
+				msg += " (did you mean " + strings.Join(near, ", ") + "?)"
+			}
+			return yamlx.Errorf(sc.File, at, field, "%s; valid: %s", msg, strings.Join(rootcause.Names(), ", "))
+		case code == string(rootcause.Healthy):
+			return yamlx.Errorf(sc.File, at, field, "HEALTHY is not a cause: list the other failures only")
+		case code == sc.RootCause:
+			return yamlx.Errorf(sc.File, at, field, "%s is the primary root_cause; secondary lists the other causes", code)
+		case slices.Contains(sc.Secondary[:i], code):
+			return yamlx.Errorf(sc.File, at, field, "%s is listed twice", code)
+		}
+	}
+	return nil
 }
 
 func validName(s string) bool {

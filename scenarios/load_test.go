@@ -1,6 +1,7 @@
 package scenarios_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,6 +37,17 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+func TestParseSecondary(t *testing.T) {
+	data := strings.Replace(goodScenario, "root_cause: TLS_CERT_EXPIRED", "root_cause: TLS_CERT_EXPIRED\nsecondary: [AUTH_FAILED, STARTTLS_STRIPPED]", 1)
+	sc, err := scenarios.Parse("x.yaml", []byte(data))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if want := []string{"AUTH_FAILED", "STARTTLS_STRIPPED"}; !slices.Equal(sc.Secondary, want) {
+		t.Errorf("Secondary = %v, want %v", sc.Secondary, want)
+	}
+}
+
 // TestParseErrors: every kind of bad file gives an error naming the file,
 // the line and the field, with the valid choices where there are some.
 func TestParseErrors(t *testing.T) {
@@ -64,6 +76,16 @@ func TestParseErrors(t *testing.T) {
 		{"bad TLS version", replace(`max_tls: "1.2"`, `max_tls: "2.0"`), []string{"customer.client.max_tls", "1.0, 1.1, 1.2, 1.3"}},
 		{"bad size", replace("size: 2MiB", "size: lots"), []string{"x.yaml:16", "size"}},
 		{"bad name", replace("name: customer-1234", "name: Customer 1234"), []string{"x.yaml:1", "name", "lower-case"}},
+		{"unknown secondary", replace("root_cause: TLS_CERT_EXPIRED", "root_cause: TLS_CERT_EXPIRED\nsecondary: [AUTH_FAILED, AUTH_FAIL]"),
+			[]string{"x.yaml:5", "secondary[1]", "unknown root cause \"AUTH_FAIL\"", "did you mean AUTH_FAILED", "valid:"}},
+		{"secondary is the primary", replace("root_cause: TLS_CERT_EXPIRED", "root_cause: TLS_CERT_EXPIRED\nsecondary: [TLS_CERT_EXPIRED]"),
+			[]string{"x.yaml:5", "secondary[0]", "primary"}},
+		{"secondary HEALTHY", replace("root_cause: TLS_CERT_EXPIRED", "root_cause: TLS_CERT_EXPIRED\nsecondary: [HEALTHY]"),
+			[]string{"x.yaml:5", "secondary[0]", "HEALTHY"}},
+		{"secondary twice", replace("root_cause: TLS_CERT_EXPIRED", "root_cause: TLS_CERT_EXPIRED\nsecondary: [AUTH_FAILED, AUTH_FAILED]"),
+			[]string{"x.yaml:5", "secondary[1]", "twice"}},
+		{"secondary not a list", replace("root_cause: TLS_CERT_EXPIRED", "root_cause: TLS_CERT_EXPIRED\nsecondary: {a: b}"),
+			[]string{"x.yaml:5", "secondary"}},
 		{"fault parameter out of range", replace("expired_for: 72h", "expired_for: -1h"), []string{"x.yaml:8", "expired_for must be positive"}},
 	}
 	for _, tt := range tests {

@@ -31,6 +31,12 @@ type Scenario struct {
 	Section string `yaml:"section"`
 	// RootCause is the code of rootcause a correct diagnoser names.
 	RootCause string `yaml:"root_cause"`
+	// Secondary are the codes of a compound scenario's other causes: the
+	// ones a correct diagnoser also reports once the primary (RootCause,
+	// what the client meets first) is out of the way, or names as
+	// unverifiable with the reason (a login not attempted over an
+	// untrusted channel). Empty for a single-cause scenario.
+	Secondary []string `yaml:"secondary"`
 	// Story is what the customer reports to the helpdesk.
 	Story string `yaml:"story"`
 	// Cause explains the failure for a trainer.
