@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +38,14 @@ type Result struct {
 	// scenario's story when it is wrong.
 	Summary  string
 	Evidence string
+	// Findings are the other codes the diagnoser reported: its findings
+	// list and its failing steps. Optional: a diagnoser that reports none
+	// still passes single-cause scenarios.
+	Findings []string
+	// Unverifiable maps a code the diagnoser could not check to the
+	// reason: named in a finding with "unverifiable", or implied by a step
+	// of the code's layer that was skipped or stopped at another failure.
+	Unverifiable map[string]string
 }
 
 // Bundled is maillab's own diagnoser, called in-process.
@@ -77,8 +86,50 @@ type reportJSON struct {
 			OK       bool   `json:"ok"`
 			Code     string `json:"code"`
 			Evidence string `json:"evidence"`
+			Skipped  bool   `json:"skipped"`
 		} `json:"steps"`
 	} `json:"services"`
+	// Findings is optional: the other causes found, or, with
+	// "unverifiable" set to the reason, causes that could not be checked.
+	Findings []struct {
+		Code         string `json:"code"`
+		Unverifiable string `json:"unverifiable"`
+	} `json:"findings"`
+}
+
+// layerSteps are the diagnose steps that check a layer's codes: a code
+// whose steps were skipped, or stopped at another failure, was not checked.
+var layerSteps = map[rootcause.Layer][]string{
+	rootcause.LayerResolver:         {diagnose.StepDNS},
+	rootcause.LayerName:             {diagnose.StepDNS},
+	rootcause.LayerHostNotForDomain: {diagnose.StepDNS},
+	rootcause.LayerTCP:              {diagnose.StepTCP},
+	rootcause.LayerPort:             {diagnose.StepTLS, diagnose.StepGreeting},
+	rootcause.LayerTLS:              {diagnose.StepTLS, diagnose.StepStartTLS},
+	rootcause.LayerStartTLS:         {diagnose.StepStartTLS, diagnose.StepCapabilities},
+	rootcause.LayerAuth:             {diagnose.StepAuth},
+	rootcause.LayerPolicy:           {diagnose.StepSend, diagnose.StepFetch},
+	rootcause.LayerSlow:             {diagnose.StepGreeting, diagnose.StepSend, diagnose.StepFetch},
+}
+
+// unchecked returns why code was not checked, from the steps of its
+// layer, or "" when every such step ran to its end.
+func (r *reportJSON) unchecked(code string) string {
+	steps := layerSteps[rootcause.LayerOf(rootcause.Code(code))]
+	for _, svc := range r.Services {
+		for _, st := range svc.Steps {
+			if !slices.Contains(steps, st.Step) {
+				continue
+			}
+			switch {
+			case st.Skipped:
+				return fmt.Sprintf("%s %s: %s", svc.Service, st.Step, oneLine(st.Evidence))
+			case !st.OK && st.Code != "" && st.Code != code:
+				return fmt.Sprintf("%s %s stopped at %s: %s", svc.Service, st.Step, st.Code, oneLine(st.Evidence))
+			}
+		}
+	}
+	return ""
 }
 
 func resultFromReport(rep *diagnose.Report) *Result {
@@ -100,15 +151,39 @@ func parseReport(data []byte) (*Result, error) {
 	if r.RootCause == "" {
 		return nil, fmt.Errorf("output has no root_cause; output starts %q", head(data, 120))
 	}
+	res := &Result{RootCause: r.RootCause, Summary: r.Summary, Unverifiable: map[string]string{}}
 	var ev []string
+	found := func(code string) {
+		if code != "" && !slices.Contains(res.Findings, code) {
+			res.Findings = append(res.Findings, code)
+		}
+	}
 	for _, svc := range r.Services {
 		for _, st := range svc.Steps {
 			if !st.OK {
 				ev = append(ev, fmt.Sprintf("%s %s: %s %s", svc.Service, st.Step, st.Code, st.Evidence))
+				found(st.Code)
 			}
 		}
 	}
-	return &Result{RootCause: r.RootCause, Summary: r.Summary, Evidence: strings.Join(ev, "\n")}, nil
+	for _, f := range r.Findings {
+		if f.Unverifiable != "" {
+			res.Unverifiable[f.Code] = f.Unverifiable
+			continue
+		}
+		found(f.Code)
+	}
+	for _, info := range rootcause.All {
+		code := string(info.Code)
+		if _, named := res.Unverifiable[code]; named || slices.Contains(res.Findings, code) {
+			continue
+		}
+		if why := r.unchecked(code); why != "" {
+			res.Unverifiable[code] = why
+		}
+	}
+	res.Evidence = strings.Join(ev, "\n")
+	return res, nil
 }
 
 func head(b []byte, n int) string {

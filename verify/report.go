@@ -14,7 +14,7 @@ import (
 // "N passed, M failed"; misses are explained below the table.
 func (s *Summary) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tEXPECTED\tDIAGNOSED\tRESULT\tTIME")
+	fmt.Fprintln(tw, "SCENARIO\tEXPECTED\tDIAGNOSED\tSECONDARY\tRESULT\tTIME")
 	for _, o := range s.Outcomes {
 		got := o.Diagnosed
 		if got == "" {
@@ -24,7 +24,7 @@ func (s *Summary) WriteTable(w io.Writer) {
 		if !o.Pass {
 			res = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Scenario, o.Expected, got, res, roundDur(o.Elapsed))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Scenario, o.Expected, got, o.secondaryCell(), res, roundDur(o.Elapsed))
 	}
 	tw.Flush()
 	if s.Failed > 0 {
@@ -47,6 +47,16 @@ func (o Outcome) WriteMiss(w io.Writer) {
 	if o.Error != "" {
 		fmt.Fprintf(w, "    error:    %s\n", oneLine(o.Error))
 	}
+	for _, s := range o.Secondary {
+		switch s.Status {
+		case SecondaryMissing:
+			fmt.Fprintf(w, "    secondary: %s neither reported nor named as unverifiable\n", s.Code)
+		case SecondaryUnverifiable:
+			fmt.Fprintf(w, "    secondary: %s unverifiable: %s\n", s.Code, oneLine(s.Reason))
+		default:
+			fmt.Fprintf(w, "    secondary: %s found\n", s.Code)
+		}
+	}
 	if o.Summary != "" {
 		fmt.Fprintf(w, "    summary:  %s\n", oneLine(o.Summary))
 	}
@@ -55,6 +65,30 @@ func (o Outcome) WriteMiss(w io.Writer) {
 			fmt.Fprintf(w, "    evidence: %s\n", oneLine(line))
 		}
 	}
+}
+
+// secondaryCell is the SECONDARY column: each secondary code with its
+// status ("AUTH_FAILED unverifiable"), or "-".
+func (o Outcome) secondaryCell() string {
+	if len(o.Secondary) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, s := range o.Secondary {
+		parts = append(parts, s.Code+" "+s.Status)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// secondaryMissed reports whether a secondary code was neither found nor
+// named as unverifiable.
+func (o Outcome) secondaryMissed() bool {
+	for _, s := range o.Secondary {
+		if s.Status == SecondaryMissing {
+			return true
+		}
+	}
+	return false
 }
 
 func orDash(s string) string {
@@ -117,8 +151,11 @@ func (s *Summary) WriteJUnit(w io.Writer) error {
 			o.WriteMiss(&b)
 			msg := fmt.Sprintf("expected %s, diagnosed %s", o.Expected, orDash(o.Diagnosed))
 			typ := "WrongRootCause"
-			if o.Error != "" {
+			switch {
+			case o.Error != "":
 				typ = "DiagnoserError"
+			case o.Diagnosed == o.Expected && o.secondaryMissed():
+				typ, msg = "MissedSecondaryCause", msg+"; missed secondary: "+o.secondaryCell()
 			}
 			c.Failure = &junitFailure{Message: msg, Type: typ, Text: strings.TrimSpace(b.String())}
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -57,6 +58,47 @@ type Outcome struct {
 	Evidence string `json:"evidence,omitempty"`
 	// Story is the customer's report, shown next to a miss.
 	Story string `json:"-"`
+	// Secondary is what became of each secondary code of a compound
+	// scenario; absent for a single-cause scenario.
+	Secondary []SecondaryOutcome `json:"secondary,omitempty"`
+}
+
+// Statuses of a secondary code.
+const (
+	// SecondaryFound: the diagnoser reported the code (a finding or a
+	// failing step).
+	SecondaryFound = "found"
+	// SecondaryUnverifiable: the diagnoser said it could not check the
+	// code, and why.
+	SecondaryUnverifiable = "unverifiable"
+	// SecondaryMissing: neither; the scenario fails.
+	SecondaryMissing = "missing"
+)
+
+// SecondaryOutcome is the diagnoser's answer on one secondary code.
+type SecondaryOutcome struct {
+	Code   string `json:"code"`
+	Status string `json:"status"`
+	// Reason is why the code could not be checked (unverifiable).
+	Reason string `json:"reason,omitempty"`
+}
+
+// judge sets Pass: the primary matches and every secondary code is found
+// or named as unverifiable.
+func (o *Outcome) judge(sc *scenarios.Scenario, res *Result) {
+	o.Diagnosed, o.Summary, o.Evidence = res.RootCause, res.Summary, res.Evidence
+	o.Pass = res.RootCause == sc.RootCause
+	for _, code := range sc.Secondary {
+		s := SecondaryOutcome{Code: code, Status: SecondaryMissing}
+		if slices.Contains(res.Findings, code) {
+			s.Status = SecondaryFound
+		} else if why, ok := res.Unverifiable[code]; ok {
+			s.Status, s.Reason = SecondaryUnverifiable, why
+		} else {
+			o.Pass = false
+		}
+		o.Secondary = append(o.Secondary, s)
+	}
 }
 
 // Summary is the result of a run.
@@ -188,8 +230,7 @@ func runOne(ctx context.Context, sc *scenarios.Scenario, d Diagnoser, opts lab.O
 		o.Error = err.Error()
 		return o
 	}
-	o.Diagnosed, o.Summary, o.Evidence = res.RootCause, res.Summary, res.Evidence
-	o.Pass = res.RootCause == sc.RootCause
+	o.judge(sc, res)
 	return o
 }
 

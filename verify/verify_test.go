@@ -153,3 +153,89 @@ func TestReports(t *testing.T) {
 		t.Errorf("JUnit: %+v", s)
 	}
 }
+
+// TestCompoundContract: a compound scenario passes when the primary
+// matches and its secondary code is found or named as unverifiable, in
+// the findings list or through the steps; a diagnoser that gives no
+// findings still passes the single-cause scenario.
+func TestCompoundContract(t *testing.T) {
+	const primary = `"root_cause":"TLS_CERT_EXPIRED"`
+	tests := []struct {
+		name       string
+		out        string
+		wantPass   []string
+		wantStatus string // of AUTH_FAILED in the compound scenario
+	}{
+		{"no findings", `{` + primary + `}`, []string{"expired-cert"}, verify.SecondaryMissing},
+		{"finding", `{` + primary + `,"findings":[{"code":"AUTH_FAILED"}]}`,
+			[]string{"expired-cert", "expired-cert-wrong-password"}, verify.SecondaryFound},
+		{"named unverifiable", `{` + primary + `,"findings":[{"code":"AUTH_FAILED","unverifiable":"login not attempted: the channel is not trusted"}]}`,
+			[]string{"expired-cert", "expired-cert-wrong-password"}, verify.SecondaryUnverifiable},
+		{"skipped login step", `{` + primary + `,"services":[{"service":"imaps","steps":[{"step":"tls","ok":false,"code":"TLS_CERT_EXPIRED"},{"step":"auth","ok":true,"skipped":true,"evidence":"skipped: not trusted"}]}]}`,
+			[]string{"expired-cert", "expired-cert-wrong-password"}, verify.SecondaryUnverifiable},
+		{"login step that ran", `{` + primary + `,"services":[{"service":"imaps","steps":[{"step":"tls","ok":false,"code":"TLS_CERT_EXPIRED"},{"step":"auth","ok":true}]}]}`,
+			[]string{"expired-cert"}, verify.SecondaryMissing},
+		{"another finding", `{` + primary + `,"findings":[{"code":"AUTH_ACCOUNT_LOCKED"}]}`, []string{"expired-cert"}, verify.SecondaryMissing},
+		{"wrong primary", `{"root_cause":"AUTH_FAILED","findings":[{"code":"AUTH_FAILED"}]}`, nil, verify.SecondaryFound},
+	}
+	list := pick(t, "expired-cert", "expired-cert-wrong-password")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sum, err := verify.Run(context.Background(), verify.Options{
+				Scenarios: list,
+				Diagnoser: verify.Command{Line: script(t, "echo '"+tt.out+"'; exit 1")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var passed []string
+			for _, o := range sum.Outcomes {
+				if o.Error != "" {
+					t.Fatalf("%s: %s", o.Scenario, o.Error)
+				}
+				if o.Pass {
+					passed = append(passed, o.Scenario)
+				}
+				if o.Scenario == "expired-cert" && len(o.Secondary) != 0 {
+					t.Errorf("single-cause scenario has secondary outcomes %+v", o.Secondary)
+				}
+				if o.Scenario == "expired-cert-wrong-password" {
+					if len(o.Secondary) != 1 || o.Secondary[0].Code != "AUTH_FAILED" || o.Secondary[0].Status != tt.wantStatus {
+						t.Errorf("secondary = %+v, want AUTH_FAILED %s", o.Secondary, tt.wantStatus)
+					}
+					if tt.wantStatus == verify.SecondaryUnverifiable && o.Secondary[0].Reason == "" {
+						t.Error("unverifiable without a reason")
+					}
+				}
+			}
+			if strings.Join(passed, ",") != strings.Join(tt.wantPass, ",") {
+				t.Errorf("passed %v, want %v", passed, tt.wantPass)
+			}
+		})
+	}
+}
+
+// TestCompoundReports: a missed secondary shows in the table, the miss
+// and JUnit.
+func TestCompoundReports(t *testing.T) {
+	sum, err := verify.Run(context.Background(), verify.Options{
+		Scenarios: pick(t, "expired-cert-wrong-password"),
+		Diagnoser: verify.Func(func(context.Context, *settings.Settings) (string, error) { return "TLS_CERT_EXPIRED", nil }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table, junit bytes.Buffer
+	sum.WriteTable(&table)
+	for _, want := range []string{"SECONDARY", "AUTH_FAILED missing", "FAIL", "secondary: AUTH_FAILED neither reported nor named as unverifiable"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if err := sum.WriteJUnit(&junit); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(junit.String(), `type="MissedSecondaryCause"`) {
+		t.Errorf("JUnit lacks the missed secondary:\n%s", junit.String())
+	}
+}

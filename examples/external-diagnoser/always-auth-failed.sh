@@ -5,7 +5,9 @@
 #
 # The contract: the settings JSON's path is the last argument (and in
 # $MAILLAB_SETTINGS); print the diagnose JSON, at least "root_cause";
-# exit 0 (healthy) or 1 (a fault was found).
+# exit 0 (healthy) or 1 (a fault was found). Optionally a "findings" list,
+# [{"code":"X"}] for other causes found, [{"code":"X","unverifiable":"why"}]
+# for causes it could not check (compound scenarios need them).
 settings="${1:-$MAILLAB_SETTINGS}"
 if [ ! -r "$settings" ]; then
 	echo "always-auth-failed: cannot read settings file '$settings'" >&2
