@@ -221,6 +221,15 @@ func New(spec Spec) (lab.Fault, error) {
 	}), nil
 }
 
+// Services lists the services the fault may act on; nil for a fault that
+// acts on the whole lab (NoServices).
+func (d *Definition) Services() []string {
+	if d.NoServices {
+		return nil
+	}
+	return d.validServices()
+}
+
 // validServices lists the services the fault may act on.
 func (d *Definition) validServices() []string {
 	var out []string

@@ -13,6 +13,68 @@ import (
 // WriteTable prints the result table and the summary line
 // "N passed, M failed"; misses are explained below the table.
 func (s *Summary) WriteTable(w io.Writer) {
+	if s.Matrix {
+		s.writeMatrix(w)
+	} else {
+		s.writeRows(w)
+	}
+	if s.Failed > 0 {
+		fmt.Fprintln(w, "\nMisses:")
+		for _, o := range s.Outcomes {
+			if o.Pass {
+				continue
+			}
+			o.WriteMiss(w)
+		}
+	}
+	fmt.Fprintf(w, "\n%d passed, %d failed (%s, diagnoser: %s)\n", s.Passed, s.Failed, roundDur(s.Elapsed), s.Diagnoser)
+}
+
+// pathTitles are the matrix's column heads.
+var pathTitles = map[string]string{"imap": "IMAP STARTTLS", "imaps": "IMAP TLS", "pop3": "POP3 STARTTLS", "pop3s": "POP3 TLS"}
+
+// writeMatrix prints one row per scenario and one column per incoming
+// path; AS SET is the scenario run with its own settings (one that the
+// matrix does not vary). A cell is PASS, FAIL with the code diagnosed,
+// or "." where the scenario does not run.
+func (s *Summary) writeMatrix(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	head := []string{"SCENARIO", "EXPECTED", "AS SET"}
+	for _, p := range s.Paths {
+		head = append(head, pathTitles[p])
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for i := 0; i < len(s.Outcomes); {
+		name := s.Outcomes[i].Scenario
+		cells := map[string]string{}
+		for ; i < len(s.Outcomes) && s.Outcomes[i].Scenario == name; i++ {
+			o := s.Outcomes[i]
+			cell := "PASS"
+			if !o.Pass {
+				cell = "FAIL " + orDash(o.Diagnosed)
+				if o.Diagnosed == o.Expected {
+					cell = "FAIL secondary"
+				}
+			}
+			cells[o.Path] = cell
+		}
+		row := []string{name, s.Outcomes[i-1].Expected, cellOr(cells, "")}
+		for _, p := range s.Paths {
+			row = append(row, cellOr(cells, p))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+}
+
+func cellOr(cells map[string]string, path string) string {
+	if c, ok := cells[path]; ok {
+		return c
+	}
+	return "."
+}
+
+func (s *Summary) writeRows(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tEXPECTED\tDIAGNOSED\tSECONDARY\tRESULT\tTIME")
 	for _, o := range s.Outcomes {
@@ -27,22 +89,21 @@ func (s *Summary) WriteTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Scenario, o.Expected, got, o.secondaryCell(), res, roundDur(o.Elapsed))
 	}
 	tw.Flush()
-	if s.Failed > 0 {
-		fmt.Fprintln(w, "\nMisses:")
-		for _, o := range s.Outcomes {
-			if o.Pass {
-				continue
-			}
-			o.WriteMiss(w)
-		}
+}
+
+// Label is the scenario's name, with the path of a matrix run in
+// brackets ("expired-cert [pop3]"), as OnStart is given it.
+func (o Outcome) Label() string {
+	if o.Path == "" {
+		return o.Scenario
 	}
-	fmt.Fprintf(w, "\n%d passed, %d failed (%s, diagnoser: %s)\n", s.Passed, s.Failed, roundDur(s.Elapsed), s.Diagnoser)
+	return o.Scenario + " [" + o.Path + "]"
 }
 
 // WriteMiss explains a failed scenario: the customer's story, what was
 // expected, and the diagnoser's answer with its evidence.
 func (o Outcome) WriteMiss(w io.Writer) {
-	fmt.Fprintf(w, "\n  %s: expected %s, diagnosed %s\n", o.Scenario, o.Expected, orDash(o.Diagnosed))
+	fmt.Fprintf(w, "\n  %s: expected %s, diagnosed %s\n", o.Label(), o.Expected, orDash(o.Diagnosed))
 	fmt.Fprintf(w, "    story:    %s\n", oneLine(o.Story))
 	if o.Error != "" {
 		fmt.Fprintf(w, "    error:    %s\n", oneLine(o.Error))
@@ -143,9 +204,16 @@ type junitFailure struct {
 // WriteJUnit writes the summary as JUnit XML, as CI systems read it: one
 // test case per scenario, a failure element for each miss.
 func (s *Summary) WriteJUnit(w io.Writer) error {
-	suite := junitSuite{Name: "maillab verify", Tests: len(s.Outcomes), Failures: s.Failed, Time: secs(s.Elapsed)}
+	name := "maillab verify"
+	if s.Matrix {
+		name = "maillab verify --matrix"
+	}
+	suite := junitSuite{Name: name, Tests: len(s.Outcomes), Failures: s.Failed, Time: secs(s.Elapsed)}
 	for _, o := range s.Outcomes {
-		c := junitCase{Class: "maillab.catalog", Name: o.Scenario, Time: secs(o.Elapsed)}
+		c := junitCase{Class: "maillab.catalog", Name: o.Label(), Time: secs(o.Elapsed)}
+		if o.Path != "" {
+			c.Class = "maillab.matrix." + o.Path
+		}
 		if !o.Pass {
 			var b strings.Builder
 			o.WriteMiss(&b)

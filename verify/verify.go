@@ -35,6 +35,11 @@ type Options struct {
 	// fault holds (a delayed greeting, a throttled transfer) are cut
 	// rather than waited for.
 	Lab lab.Options
+	// Matrix runs every scenario whose faults act on several incoming
+	// paths (scenarios.Scenario.Paths) once per path: IMAP and POP3, each
+	// with STARTTLS and implicit TLS, the customer's settings rewritten to
+	// that path. The others run once as they are.
+	Matrix bool
 	// OnStart and OnDone report progress; they may be nil. Run calls
 	// them one at a time.
 	OnStart func(name string)
@@ -43,7 +48,11 @@ type Options struct {
 
 // Outcome is one scenario's result.
 type Outcome struct {
-	Scenario  string        `json:"scenario"`
+	Scenario string `json:"scenario"`
+	// Path is the incoming service the customer's settings were rewritten
+	// to in a matrix run ("imap", "imaps", "pop3", "pop3s"); "" for the
+	// scenario's own settings.
+	Path      string        `json:"path,omitempty"`
 	Expected  string        `json:"expected"`
 	Diagnosed string        `json:"diagnosed"`
 	Pass      bool          `json:"pass"`
@@ -103,7 +112,11 @@ func (o *Outcome) judge(sc *scenarios.Scenario, res *Result) {
 
 // Summary is the result of a run.
 type Summary struct {
-	Diagnoser string        `json:"diagnoser"`
+	Diagnoser string `json:"diagnoser"`
+	// Matrix is true for a run with Options.Matrix; Paths are then its
+	// columns.
+	Matrix    bool          `json:"matrix,omitempty"`
+	Paths     []string      `json:"paths,omitempty"`
 	Outcomes  []Outcome     `json:"scenarios"`
 	Passed    int           `json:"passed"`
 	Failed    int           `json:"failed"`
@@ -160,28 +173,51 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if par <= 0 {
 		par = 4 * runtime.NumCPU()
 	}
+	type unit struct {
+		sc   *scenarios.Scenario
+		path string
+	}
+	var units []unit
+	for _, sc := range list {
+		paths := []string(nil)
+		if opts.Matrix {
+			paths = sc.Paths()
+		}
+		if len(paths) == 0 {
+			units = append(units, unit{sc: sc})
+		}
+		for _, p := range paths {
+			units = append(units, unit{sc: sc.OnPath(p), path: p})
+		}
+	}
 	start := time.Now()
 	var report sync.Mutex // serialises the progress callbacks
-	out := make([]Outcome, len(list))
+	out := make([]Outcome, len(units))
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
-	for i, sc := range list {
+	for i, u := range units {
+		sc := u.sc
+		name := sc.Name
+		if u.path != "" {
+			name += " [" + u.path + "]"
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				out[i] = Outcome{Scenario: sc.Name, Expected: sc.RootCause, Error: ctx.Err().Error(), Story: sc.Story}
+				out[i] = Outcome{Scenario: sc.Name, Path: u.path, Expected: sc.RootCause, Error: ctx.Err().Error(), Story: sc.Story}
 				return
 			}
 			defer func() { <-sem }()
 			if opts.OnStart != nil {
 				report.Lock()
-				opts.OnStart(sc.Name)
+				opts.OnStart(name)
 				report.Unlock()
 			}
 			out[i] = runOne(ctx, sc, d, opts.Lab)
+			out[i].Path = u.path
 			if opts.OnDone != nil {
 				report.Lock()
 				opts.OnDone(out[i])
@@ -192,6 +228,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	wg.Wait()
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Scenario < out[j].Scenario })
 	s := &Summary{Diagnoser: d.Name(), Outcomes: out, Elapsed: time.Since(start)}
+	if opts.Matrix {
+		s.Matrix, s.Paths = true, scenarios.IncomingPaths
+	}
 	s.ElapsedMS = ms(s.Elapsed)
 	for _, o := range out {
 		if o.Pass {

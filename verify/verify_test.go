@@ -239,3 +239,72 @@ func TestCompoundReports(t *testing.T) {
 		t.Errorf("JUnit lacks the missed secondary:\n%s", junit.String())
 	}
 }
+
+// TestMatrix: a scenario whose fault acts on every incoming path runs once
+// per path with the customer's settings rewritten to it; a diagnoser that
+// only gets IMAP right fails the POP3 cells; a scenario the matrix does
+// not vary runs once as set. Text, JSON and JUnit show the paths.
+func TestMatrix(t *testing.T) {
+	imapOnly := verify.Func(func(_ context.Context, s *settings.Settings) (string, error) {
+		if _, ok := s.Services["pop3"]; ok {
+			return "HEALTHY", nil
+		}
+		if _, ok := s.Services["pop3s"]; ok {
+			return "HEALTHY", nil
+		}
+		return s.ExpectedRootCause, nil
+	})
+	sum, err := verify.Run(context.Background(), verify.Options{
+		Scenarios: pick(t, "expired-cert", "relay-denied"),
+		Diagnoser: imapOnly,
+		Matrix:    true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range sum.Outcomes {
+		res := "FAIL"
+		if o.Pass {
+			res = "PASS"
+		}
+		got = append(got, o.Label()+" "+res)
+	}
+	want := []string{"expired-cert [imap] PASS", "expired-cert [imaps] PASS", "expired-cert [pop3] FAIL", "expired-cert [pop3s] FAIL", "relay-denied PASS"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("outcomes = %v, want %v", got, want)
+	}
+	if sum.Passed != 3 || sum.Failed != 2 {
+		t.Errorf("summary %d passed, %d failed; want 3, 2", sum.Passed, sum.Failed)
+	}
+	var table, js, junit bytes.Buffer
+	sum.WriteTable(&table)
+	row := regexp.MustCompile(`(?m)^expired-cert +TLS_CERT_EXPIRED +\. +PASS +PASS +FAIL HEALTHY +FAIL HEALTHY$`)
+	for _, ok := range []bool{
+		strings.Contains(table.String(), "AS SET") && strings.Contains(table.String(), "POP3 STARTTLS"),
+		row.MatchString(table.String()),
+		regexp.MustCompile(`(?m)^relay-denied +SMTP_RELAY_DENIED +PASS +\. +\. +\. +\.$`).MatchString(table.String()),
+		strings.Contains(table.String(), "expired-cert [pop3s]: expected TLS_CERT_EXPIRED, diagnosed HEALTHY"),
+	} {
+		if !ok {
+			t.Errorf("matrix table:\n%s", table.String())
+			break
+		}
+	}
+	if err := sum.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"matrix": true`, `"path": "pop3s"`, `"paths": [`} {
+		if !strings.Contains(js.String(), want) {
+			t.Errorf("JSON lacks %s:\n%s", want, js.String())
+		}
+	}
+	if err := sum.WriteJUnit(&junit); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`name="expired-cert [pop3]"`, `classname="maillab.matrix.pop3"`, `tests="5" failures="2"`} {
+		if !strings.Contains(junit.String(), want) {
+			t.Errorf("JUnit lacks %s:\n%s", want, junit.String())
+		}
+	}
+}

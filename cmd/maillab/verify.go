@@ -30,6 +30,7 @@ type verifyOptions struct {
 	json       bool
 	junit      string
 	noProgress bool
+	matrix     bool
 }
 
 func verifyCommand() *cli.Command {
@@ -49,8 +50,16 @@ as its last argument, also in $MAILLAB_SETTINGS; CMD prints the diagnose JSON on
 stdout, at least {"root_cause":"CODE"}, and exits 0 or 1. Anything else (a crash,
 a timeout, output that is not such JSON) is a FAIL with the reason.
 
+--matrix runs every scenario whose faults act on several incoming paths (an
+expired certificate, a changed password) once per path the customer could have
+chosen: IMAP and POP3, each with STARTTLS and with implicit TLS, the customer's
+settings rewritten to that path; the table is then scenario × path (AS SET is a
+scenario run once with its own settings). JSON gives each outcome's "path",
+JUnit names each case "scenario [path]".
+
 Examples:
    maillab verify
+   maillab verify --matrix --junit matrix.xml
    maillab verify --run 'cert|tls' --junit verify.xml
    maillab verify --diagnoser ./examples/external-diagnoser/always-auth-failed.sh
    maillab verify -f customer-1234.yaml --diagnoser 'python3 mytool.py --json'
@@ -65,6 +74,7 @@ Examples:
 			&cli.DurationFlag{Name: "diagnoser-timeout", Value: time.Minute, Usage: "external diagnoser: bound of one run (it is killed after)", EnvVars: []string{"MAILLAB_DIAGNOSER_TIMEOUT"}, Destination: &o.cmdTimeout},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
 			&cli.StringFlag{Name: "junit", Usage: "also write JUnit XML to `FILE`", EnvVars: []string{"MAILLAB_JUNIT"}, Destination: &o.junit, TakesFile: true},
+			&cli.BoolFlag{Name: "matrix", Usage: "run each scenario whose faults act on several incoming paths once per path (IMAP, POP3 × STARTTLS, implicit TLS) and print a scenario × path table", EnvVars: []string{"MAILLAB_VERIFY_MATRIX"}},
 			&cli.BoolFlag{Name: "no-progress", Usage: "no progress display even on a terminal", EnvVars: []string{"MAILLAB_NO_PROGRESS"}, Destination: &o.noProgress},
 		},
 		Action: func(c *cli.Context) error {
@@ -72,6 +82,7 @@ Examples:
 				return usageErrorf("verify takes no arguments (use --run REGEX or -f FILE), got %q", c.Args().First())
 			}
 			o.files = c.StringSlice("file")
+			o.matrix = c.Bool("matrix")
 			return runVerify(c, o)
 		},
 	}
@@ -97,6 +108,7 @@ func runVerify(c *cli.Context, o *verifyOptions) error {
 		return usageErrorf("--parallel %d: must be positive", o.parallel)
 	}
 	opts.Parallel = o.parallel
+	opts.Matrix = o.matrix
 	if o.diagnoser != "" {
 		if err := checkCanStart(o.diagnoser); err != nil {
 			return usageErrorf("--diagnoser %q: %v", o.diagnoser, err)
@@ -199,7 +211,7 @@ func plainLine(w io.Writer, o verify.Outcome) {
 	if got == "" {
 		got = "error: " + o.Error
 	}
-	fmt.Fprintf(w, "%s %s: expected %s, diagnosed %s (%s)\n", res, o.Scenario, o.Expected, got, o.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "%s %s: expected %s, diagnosed %s (%s)\n", res, o.Label(), o.Expected, got, o.Elapsed.Round(time.Millisecond))
 }
 
 func isTerminal(w io.Writer) bool {
@@ -232,7 +244,7 @@ func (p *progress) start(name string) {
 func (p *progress) done(o verify.Outcome) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.running, o.Scenario)
+	delete(p.running, o.Label())
 	if o.Pass {
 		p.passed++
 	} else {

@@ -63,3 +63,41 @@ func TestCheckCanStartAccepts(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyMatrixFlag: --matrix (and MAILLAB_VERIFY_MATRIX) prints the
+// scenario × path table; without it the table is the plain one.
+func TestVerifyMatrixFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  string
+		want []string
+		not  string
+	}{
+		{"plain", nil, "", []string{"SECONDARY", "1 passed, 0 failed"}, "IMAP STARTTLS"},
+		{"flag", []string{"--matrix"}, "", []string{"IMAP STARTTLS", "POP3 TLS", "expired-cert [pop3s]"}, "SECONDARY"},
+		// Last: urfave/cli keeps a value read from the environment in the
+		// flag, and the commands are built once per process.
+		{"env", nil, "true", []string{"IMAP STARTTLS", "expired-cert [imap]"}, "SECONDARY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("MAILLAB_VERIFY_MATRIX", tt.env)
+			}
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"maillab", "verify", "--run", "^expired-cert$", "--no-progress"}, tt.args...)
+			if code := run(args, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d, stderr %s\n%s", code, stderr.String(), stdout.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout.String())
+				}
+			}
+			if strings.Contains(stdout.String(), tt.not) {
+				t.Errorf("output has %q:\n%s", tt.not, stdout.String())
+			}
+		})
+	}
+}
