@@ -427,6 +427,50 @@ var scenarioSteps = map[string][]step{
 			shows:  "some exit 0, others exit 28 with \"Connection timed out\"",
 			verify: func(e *scenarioEnv) { intermittent(e, "submissions", 4) }},
 	},
+
+	// Compound scenarios: the primary as the client meets it, then the
+	// secondary cause shown by a client that gets past the primary.
+	"expired-cert-wrong-password": {
+		curlRead("imaps", expectation{exit: 60, want: []string{"SSL certificate problem: certificate has expired"}, avoid: []string{"AUTHENTICATE"}}),
+		swaksSend("submission", expectation{exit: 29, want: []string{"certificate verify failed"}, avoid: []string{"AUTH LOGIN"}}),
+		{name: "curl-imaps-insecure", client: "curl", does: "log in accepting the expired certificate (-k, the warning clicked away)",
+			expect: expectation{exit: 67, want: []string{"NO [AUTHENTICATIONFAILED]", curlLoginDenied}},
+			run:    func(e *scenarioEnv) result { return e.c.curl("imaps", "/", "--insecure") }},
+	},
+	"wrong-port-starttls-stripped": {
+		curlSend("submission", expectation{exit: 35, want: []string{sslWrongVersion}}),
+		swaksSend("submission", expectation{exit: 29, want: []string{"TLS startup failed", sslWrongVersion}}),
+		curlRead("imap", expectation{exit: 64, want: []string{"XXXXXXXX", "STARTTLS not available."}}),
+		{name: "swaks-submission-starttls", client: "swaks", does: "send with STARTTLS on 587 (the security setting fixed)",
+			expect: expectation{exit: 29, want: []string{"250-XXXXXXXA", swaksNoSTARTTLS}},
+			run:    func(e *scenarioEnv) result { return e.correct().swaks("submission") }},
+	},
+	"dns-poisoned-impostor-cert": {
+		{name: "dig-imaps-host", client: "dig", does: "A query for the mail host at the customer's resolver",
+			expect: expectation{exit: 0, want: []string{"127.0.0.66"}},
+			run: func(e *scenarioEnv) result {
+				return e.c.dig("+short", e.c.service("imaps").Host, "A")
+			}},
+		curlRead("imaps", expectation{exit: 60, want: []string{impostorCertName, "no alternative certificate subject name matches target host name 'mail.example.test'"}}),
+		opensslConnect("imaps", expectation{exit: 1, want: []string{"mailhost-impostor.test", "verify error:num=62:hostname mismatch"}}),
+	},
+	"lockout-old-password": {
+		curlRead("imaps", expectation{exit: 67, want: []string{lockedIMAP, curlLoginDenied}}),
+		swaksSend("submission", expectation{exit: 28, want: []string{"454 4.7.0 Too many failed authentication attempts"}}),
+	},
+	"size-limit-slow-link": {
+		curlSend("submission", expectation{exit: 55, want: []string{"250-SIZE 1048576", "SIZE=", "< 552 5.3.4"}}),
+		{name: "swaks-submission", client: "swaks", does: "send the customer's 3 MiB message without SIZE= (--timeout 3)",
+			expect: expectation{exit: 26, want: []string{"250-SIZE 1048576", "Timeout (3 secs) waiting for server response"}},
+			run:    func(e *scenarioEnv) result { return e.c.swaks("submission", "--timeout", "3") }},
+	},
+	"port587-blocked-old-password": {
+		curlSend("submission", expectation{exit: 28, want: []string{curlConnTimeout}, avoid: []string{curlRefused}}),
+		curlRead("imaps", expectation{exit: 67, want: []string{"NO [AUTHENTICATIONFAILED]", curlLoginDenied}}),
+		{name: "contrast-swaks-submissions", client: "swaks", does: "send over port 465 (implicit TLS) with the new password",
+			expect: expectation{exit: 0, want: []string{"235 2.0.0 Authentication succeeded", "250 2.0.0 OK: queued"}},
+			run:    func(e *scenarioEnv) result { return e.correct().swaks("submissions") }},
+	},
 }
 
 // closeWait bounds how long a test waits for a lab to close: Close waits
