@@ -27,11 +27,27 @@ func TestBundledDiagnoserPassesCatalog(t *testing.T) {
 	if names := scenarios.Names(); len(sum.Outcomes) != len(names) {
 		t.Errorf("ran %d scenarios, want the catalog's %d", len(sum.Outcomes), len(names))
 	}
+	// How the bundled diagnoser meets each compound scenario's secondary
+	// cause. The login behind an untrusted certificate stays unverifiable:
+	// the diagnoser never sends the password without verification.
+	secondary := map[string]string{
+		"expired-cert-wrong-password":  "AUTH_FAILED " + verify.SecondaryUnverifiable,
+		"lockout-old-password":         "AUTH_FAILED " + verify.SecondaryUnverifiable,
+		"size-limit-slow-link":         "LINK_SLOW " + verify.SecondaryUnverifiable,
+		"wrong-port-starttls-stripped": "STARTTLS_STRIPPED " + verify.SecondaryFound,
+		"dns-poisoned-impostor-cert":   "TLS_CERT_HOSTNAME_MISMATCH " + verify.SecondaryFound,
+		"port587-blocked-old-password": "AUTH_FAILED " + verify.SecondaryFound,
+	}
 	for _, o := range sum.Outcomes {
 		if !o.Pass {
 			var b bytes.Buffer
 			o.WriteMiss(&b)
 			t.Errorf("Diagnose(%s) = %s, want %s%s", o.Scenario, o.Diagnosed, o.Expected, b.String())
+		}
+		if want, ok := secondary[o.Scenario]; ok {
+			if len(o.Secondary) != 1 || o.Secondary[0].Code+" "+o.Secondary[0].Status != want {
+				t.Errorf("%s: secondary %+v, want %s", o.Scenario, o.Secondary, want)
+			}
 		}
 	}
 }
