@@ -29,7 +29,8 @@ func TestSilentClientOnImplicitTLS(t *testing.T) {
 	t.Logf("software: %s", site.Versions.Header())
 	var wg sync.WaitGroup
 	for _, b := range []string{DovecotBackend(DovecotGood, "imaps"), DovecotBackend(DovecotGood, "pop3s"), ListenerSubmissions} {
-		addr := site.Backend(t, b)
+		// The backends expect the PROXY header their fronts send.
+		addr := site.NewFront(t, b).Addr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -113,19 +113,54 @@ func (m *marionette) call(name string, params any) (json.RawMessage, error) {
 			Message string `json:"message"`
 		}
 		json.Unmarshal(resp[2], &e)
+		if e.Error == errAlertOpen.Error() {
+			return nil, fmt.Errorf("marionette %s: %w: %s", name, errAlertOpen, e.Message)
+		}
 		return nil, fmt.Errorf("marionette %s: %s: %s", name, e.Error, e.Message)
 	}
 	return resp[3], nil
 }
 
+// errAlertOpen is Marionette's refusal to run a script in a window that
+// has an alert open.
+var errAlertOpen = errors.New("unexpected alert open")
+
 // execute runs script in the chrome context and decodes its return value
-// into v.
+// into v. Marionette refuses scripts in a window with an open alert (and
+// must not touch the alert), so the script then runs from another of
+// Thunderbird's windows, without moving the focus: the script reads every
+// window anyway.
 func (m *marionette) execute(ctx context.Context, script string, v any) error {
 	if dl, ok := ctx.Deadline(); ok {
 		m.conn.SetDeadline(dl)
 		defer m.conn.SetDeadline(time.Time{})
 	}
-	raw, err := m.call("WebDriver:ExecuteScript", map[string]any{"script": script, "args": []any{}, "sandbox": "system"})
+	params := map[string]any{"script": script, "args": []any{}}
+	raw, err := m.call("WebDriver:ExecuteScript", params)
+	if errors.Is(err, errAlertOpen) {
+		var handles []string
+		hraw, herr := m.call("WebDriver:GetWindowHandles", map[string]any{})
+		if herr != nil {
+			return herr
+		}
+		if herr := json.Unmarshal(hraw, &handles); herr != nil {
+			var wrap struct {
+				Value []string `json:"value"`
+			}
+			if herr := json.Unmarshal(hraw, &wrap); herr != nil {
+				return fmt.Errorf("window handles %.100s: %w", hraw, herr)
+			}
+			handles = wrap.Value
+		}
+		for _, h := range handles {
+			if _, serr := m.call("WebDriver:SwitchToWindow", map[string]any{"handle": h, "focus": false}); serr != nil {
+				continue
+			}
+			if raw, err = m.call("WebDriver:ExecuteScript", params); !errors.Is(err, errAlertOpen) {
+				break
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -157,7 +192,8 @@ function visibleButtons(doc) {
   if (d && d.getButton) {
     for (const name of ["accept", "extra1", "extra2", "cancel"]) {
       const b = d.getButton(name);
-      if (b && !b.hidden && b.label) labels.push(b.label);
+      const label = b && !b.hidden && (b.label || b.getAttribute("label") || b.textContent.trim());
+      if (label) labels.push(label);
     }
   }
   return labels;
@@ -195,6 +231,16 @@ for (const w of Services.wm.getEnumerator(null)) {
   const url = String(w.location);
   const win = {title: w.document.title, url, prompts: [], notifications: [], status: "", text: []};
   if (!/messenger\.xhtml|messengercompose\.xhtml/.test(url)) win.text = visibleText(w.document);
+  // The 3-pane window's message list: subjects of the folder shown.
+  win.messages = [];
+  try {
+    const about3Pane = w.gTabmail && w.gTabmail.currentAbout3Pane;
+    const view = about3Pane && about3Pane.gDBView;
+    if (view) {
+      win.folder = about3Pane.gFolder ? about3Pane.gFolder.URI : "";
+      for (let i = 0; i < view.rowCount; i++) win.messages.push(view.getMsgHdrAt(i).mime2DecodedSubject);
+    }
+  } catch (e) {}
   const st = w.document.getElementById("statusText");
   if (st) win.status = (st.value || st.textContent || "").trim();
   walk(w.document, win, 0);
@@ -210,6 +256,10 @@ type window struct {
 	Prompts       []prompt `json:"prompts"`
 	Notifications []string `json:"notifications"`
 	Status        string   `json:"status"`
+	// Folder and Messages are the folder the 3-pane window shows and the
+	// subjects of its message list.
+	Folder   string   `json:"folder"`
+	Messages []string `json:"messages"`
 	// Text is the visible text of a dialog window (not of the main and
 	// compose windows).
 	Text []string `json:"text"`
