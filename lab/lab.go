@@ -50,11 +50,13 @@ const DefaultDomain = "example.test"
 var StandardPorts = map[string]int{
 	"smtp": 25, "submission": 587, "submissions": 465,
 	"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995, "dns": 53,
+	"http": 80, "https": 443,
 }
 
 // PortNames lists the names Options.Ports accepts: the services of the
-// settings JSON and "dns".
-func PortNames() []string { return append(settings.ServiceNames(), "dns") }
+// settings JSON, "dns", and "http" and "https" (the account set-up
+// documents).
+func PortNames() []string { return append(settings.ServiceNames(), "dns", "http", "https") }
 
 // Options configures New. The zero value is a lab for example.test on
 // 127.0.0.1 with free ports, in-memory mail, and the users alice and bob
@@ -82,8 +84,9 @@ type Options struct {
 	// Ports fixes the port of a service (names from PortNames); 0 or
 	// absent picks a free port.
 	Ports map[string]int
-	// StandardPorts binds 25, 587, 465, 143, 993, 110, 995 and 53 (Ports
-	// still wins). Binding ports below 1024 needs root or
+	// StandardPorts binds 25, 587, 465, 143, 993, 110, 995, 53, 80 and 443
+	// (Ports still wins), so a real client whose DNS is the lab's finds
+	// the set-up documents where it looks for them. Binding ports below 1024 needs root or
 	// CAP_NET_BIND_SERVICE.
 	StandardPorts bool
 	// Accounts replaces the default users. The domain of each email must
@@ -100,6 +103,13 @@ type Options struct {
 	// CloseGrace is how long Close lets running sessions finish before it
 	// cuts them; default 2s.
 	CloseGrace time.Duration
+	// LogMaxBytes is the size at which lab.log is rotated (renamed
+	// lab.log.1, older ones shifted); 0 means transcript.DefaultMaxBytes
+	// (10 MiB), a negative value never rotates.
+	LogMaxBytes int64
+	// LogKeep is how many rotated lab.log files are kept; 0 means
+	// transcript.DefaultKeep (5), a negative value keeps none.
+	LogKeep int
 }
 
 // DefaultHandshakeTimeout is how long an implicit-TLS port waits for a
@@ -143,7 +153,7 @@ type Lab struct {
 	opts     Options
 	logger   *slog.Logger
 	sink     transcript.Sink
-	logFile  *os.File
+	logFile  *transcript.RotatingFile
 	ownsDir  bool
 	sessions sync.Map // accepted conn → *transcript.Session
 
@@ -321,7 +331,14 @@ func (l *Lab) makeDir() error {
 		}
 		l.Dir = abs
 	}
-	f, err := os.OpenFile(filepath.Join(l.Dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	maxBytes, keep := l.opts.LogMaxBytes, l.opts.LogKeep
+	if maxBytes == 0 {
+		maxBytes = transcript.DefaultMaxBytes
+	}
+	if keep == 0 {
+		keep = transcript.DefaultKeep
+	}
+	f, err := transcript.OpenRotating(filepath.Join(l.Dir, "lab.log"), maxBytes, keep)
 	if err != nil {
 		return fmt.Errorf("lab directory %s is not writable: %w", l.Dir, err)
 	}

@@ -71,13 +71,20 @@ func printSettings(w io.Writer, s *settings.Settings) {
 	if s.Resolver != "" {
 		fmt.Fprintf(w, "DNS server: %s (dig @%s -p %s mail.%s)\n", s.Resolver, hostOf(s.Resolver), portOf(s.Resolver), s.Domain)
 	}
+	if d := s.Discovery; d != nil {
+		fmt.Fprintln(w, "Account set-up documents (what a client's wizard looks up; names resolve through the lab's DNS):")
+		fmt.Fprintf(w, "  Thunderbird autoconfig: %s\n", d.Autoconfig)
+		fmt.Fprintf(w, "                          %s\n", d.WellKnown)
+		fmt.Fprintf(w, "  Outlook Autodiscover:   %s (POST)\n", d.Autodiscover)
+		fmt.Fprintf(w, "  also over plain HTTP on port %d; SRV records: _imaps._tcp.%s and the others of RFC 6186/8314\n", d.HTTPPort, s.Domain)
+	}
 	if len(hosts) > 0 {
 		var pairs []string
 		for h, a := range hosts {
 			pairs = append(pairs, a+" "+h)
 		}
 		fmt.Fprintf(w, "Host names resolve through the lab's DNS only. A client on the system resolver can use the\n")
-		fmt.Fprintf(w, "address instead of the name (the certificate names 127.0.0.1) or add to /etc/hosts: %s\n", strings.Join(uniq(pairs), "; "))
+		fmt.Fprintf(w, "address instead of the name (the certificate names the address too) or add to /etc/hosts: %s\n", strings.Join(uniq(pairs), "; "))
 	}
 	if s.Client != nil {
 		if s.Client.MaxTLS != "" {
