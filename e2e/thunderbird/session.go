@@ -86,10 +86,8 @@ func startSession(ctx context.Context, dir, profile string, tools map[string]str
 func (s *session) connect(ctx context.Context) error {
 	portFile := filepath.Join(s.profile, "MarionetteActivePort")
 	for {
-		if !s.mainWindowShown(ctx) {
-			// not yet
-		} else if data, err := os.ReadFile(portFile); err == nil && len(strings.TrimSpace(string(data))) > 0 {
-			m, err := dialMarionette(ctx, "127.0.0.1:"+strings.TrimSpace(string(data)))
+		if port := s.marionettePort(ctx, portFile); port != "" {
+			m, err := dialMarionette(ctx, "127.0.0.1:"+port)
 			if err == nil {
 				s.mario = m
 				return nil
@@ -103,10 +101,23 @@ func (s *session) connect(ctx context.Context) error {
 			out, _ := os.ReadFile(filepath.Join(s.dir, "thunderbird.out"))
 			return fmt.Errorf("thunderbird exited before Marionette listened: %s", tail(string(out), 800))
 		case <-ctx.Done():
-			return fmt.Errorf("thunderbird: no Marionette port in %s: %w", portFile, ctx.Err())
+			return fmt.Errorf("thunderbird: no main window and Marionette port (%s) in time: %w", portFile, ctx.Err())
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
+}
+
+// marionettePort returns Marionette's port once the main window is shown
+// and the port file written; "" before.
+func (s *session) marionettePort(ctx context.Context, portFile string) string {
+	if !s.mainWindowShown(ctx) {
+		return ""
+	}
+	data, err := os.ReadFile(portFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // mainWindowShown reports whether the 3-pane window is visible: its
