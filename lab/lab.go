@@ -98,7 +98,7 @@ type Options struct {
 	// Logger receives the lab's own diagnostics; nil discards them.
 	Logger *slog.Logger
 	// HandshakeTimeout bounds a TLS handshake on implicit-TLS ports;
-	// default 10s.
+	// default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// CloseGrace is how long Close lets running sessions finish before it
 	// cuts them; default 2s.
@@ -145,6 +145,16 @@ type Options struct {
 	// DefaultPOP3Timeout.
 	POP3Timeout time.Duration
 }
+
+// DefaultHandshakeTimeout is how long an implicit-TLS port waits for a
+// client's TLS handshake, then closes the connection without a word. It
+// is what Debian 12's Dovecot 2.3.19 does on imaps and pop3s to a client
+// that sends nothing (measured by e2e/realservers
+// TestSilentClientOnImplicitTLS: FIN after 3m0s, no byte sent; Dovecot's
+// login timeout for a client that never authenticates). A plaintext
+// client on port 993 (scenario plain-on-993) thus meets its own timeout
+// first: Thunderbird's is 100 s, curl's whatever --max-time says.
+const DefaultHandshakeTimeout = 3 * time.Minute
 
 // DefaultQuota is the default Options.Quota: 256 MiB per account, so a
 // client that keeps sending cannot make the lab hold more than that for
@@ -291,7 +301,7 @@ func New(opts Options) (l *Lab, err error) {
 		}
 	}
 	if opts.HandshakeTimeout == 0 {
-		opts.HandshakeTimeout = 10 * time.Second
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if opts.CloseGrace == 0 {
 		opts.CloseGrace = 2 * time.Second
