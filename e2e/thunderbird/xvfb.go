@@ -61,13 +61,13 @@ func startDisplay(ctx context.Context, xvfb, dir string) (*display, error) {
 			cmd.Process.Kill()
 			cmd.Wait()
 			data, _ := os.ReadFile(filepath.Join(dir, "xvfb.log"))
-			return nil, fmt.Errorf("Xvfb exited without a display number: %s", strings.TrimSpace(string(data)))
+			return nil, fmt.Errorf("xvfb exited without a display number: %s", strings.TrimSpace(string(data)))
 		}
 		return &display{name: ":" + n, fbdir: fbdir, cmd: cmd}, nil
 	case <-ctx.Done():
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("Xvfb gave no display number: %w", ctx.Err())
+		return nil, fmt.Errorf("xvfb gave no display number: %w", ctx.Err())
 	}
 }
 
