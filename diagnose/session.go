@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/maillab/maillab/diagnose/wire"
@@ -194,18 +193,4 @@ func (s *session) ehloName() string {
 		return "[IPv6:" + a.IP.String() + "]"
 	}
 	return "[127.0.0.1]"
-}
-
-// describeCmd hides secrets in a command line for evidence.
-func describeCmd(line string) string {
-	upper := strings.ToUpper(line)
-	for _, p := range []string{"AUTH PLAIN ", "AUTH LOGIN ", "PASS ", "AUTHENTICATE PLAIN "} {
-		if i := strings.Index(upper, p); i >= 0 {
-			return line[:i+len(p)] + "…"
-		}
-	}
-	if i := strings.Index(upper, " LOGIN "); i >= 0 {
-		return line[:i+len(" LOGIN ")] + "…"
-	}
-	return line
 }

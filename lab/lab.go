@@ -103,6 +103,13 @@ type Options struct {
 	// CloseGrace is how long Close lets running sessions finish before it
 	// cuts them; default 2s.
 	CloseGrace time.Duration
+	// LogMaxBytes is the size at which lab.log is rotated (renamed
+	// lab.log.1, older ones shifted); 0 means transcript.DefaultMaxBytes
+	// (10 MiB), a negative value never rotates.
+	LogMaxBytes int64
+	// LogKeep is how many rotated lab.log files are kept; 0 means
+	// transcript.DefaultKeep (5), a negative value keeps none.
+	LogKeep int
 }
 
 // Lab is a mail provider on loopback. Between New and Start its exported
@@ -133,12 +140,11 @@ type Lab struct {
 	// SMTPChecks are consulted by the primary provider's SMTP services.
 	SMTPChecks []smtpd.Check
 
-	opts     Options
-	logger   *slog.Logger
-	sink     transcript.Sink
-	logFile  *os.File
-	ownsDir  bool
-	sessions sync.Map // accepted conn → *transcript.Session
+	opts    Options
+	logger  *slog.Logger
+	sink    transcript.Sink
+	logFile *transcript.RotatingFile
+	ownsDir bool
 
 	customer   []func(*settings.Settings) error
 	afterStart []func() error
@@ -314,7 +320,14 @@ func (l *Lab) makeDir() error {
 		}
 		l.Dir = abs
 	}
-	f, err := os.OpenFile(filepath.Join(l.Dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	maxBytes, keep := l.opts.LogMaxBytes, l.opts.LogKeep
+	if maxBytes == 0 {
+		maxBytes = transcript.DefaultMaxBytes
+	}
+	if keep == 0 {
+		keep = transcript.DefaultKeep
+	}
+	f, err := transcript.OpenRotating(filepath.Join(l.Dir, "lab.log"), maxBytes, keep)
 	if err != nil {
 		return fmt.Errorf("lab directory %s is not writable: %w", l.Dir, err)
 	}

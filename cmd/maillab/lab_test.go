@@ -35,7 +35,7 @@ func TestLabBadInput(t *testing.T) {
 		{"port in use", []string{"lab", "--port", "imaps=" + strconv.Itoa(busyPort)}, []string{"imaps", strconv.Itoa(busyPort), "address already in use"}},
 		{"unwritable store", []string{"lab", "--store", filepath.Join(notDir, "mail")}, []string{"store directory", "not a directory"}},
 		{"unwritable lab dir", []string{"lab", "--dir", filepath.Join(notDir, "lab")}, []string{"lab directory", "not a directory"}},
-		{"unknown flag", []string{"lab", "--bogus"}, []string{"flag provided but not defined", "-bogus"}},
+		{"unknown flag", []string{"lab", "--bogus"}, []string{"unknown flag --bogus", "nearest valid flag"}},
 		{"unknown service", []string{"lab", "--port", "imap4=1143"}, []string{"--port", "unknown service \"imap4\"", "valid:"}},
 		{"bad port", []string{"lab", "--port", "imaps=99999"}, []string{"--port", "not a port number"}},
 		{"bad port syntax", []string{"lab", "--port", "imaps"}, []string{"--port", "SERVICE=PORT"}},
