@@ -39,7 +39,7 @@ func diagnoseSettings(ctx context.Context, t *testing.T, s *settings.Settings) *
 	if err != nil {
 		t.Fatalf("diagnose.FromSettings: %v", err)
 	}
-	cfg.Timeout = probeTimeout
+	cfg.ConnectTimeout, cfg.ReplyTimeout = probeTimeout, probeTimeout
 	rep, err := diagnose.Run(ctx, cfg)
 	if err != nil {
 		t.Fatalf("diagnose.Run: %v", err)
