@@ -192,7 +192,7 @@ func TestDiagnoseInterrupt(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
-			// Interrupt once the child is waiting for the greeting: the
+			// Interrupt once the child has reached the server: the
 			// silent server accepted its connection, so its signal handler
 			// is in place (it is set before the probes start).
 			select {
@@ -217,7 +217,7 @@ func TestDiagnoseInterrupt(t *testing.T) {
 			}
 			out := stdout.String()
 			if !asJSON {
-				for _, want := range []string{"✓ tcp", "interrupted", "no root cause"} {
+				for _, want := range []string{"✓ dns", "interrupted", "no root cause"} {
 					if !strings.Contains(out, want) {
 						t.Errorf("text output lacks %q:\n%s", want, out)
 					}
