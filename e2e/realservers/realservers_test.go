@@ -79,6 +79,9 @@ type realCase struct {
 	sameClient bool
 	// check, when set, checks more of the diagnoser's report.
 	check func(t *testing.T, rep *diagnose.Report)
+	// family names the server family of another package than Postfix
+	// and Dovecot (families.go); "" means Postfix and Dovecot only.
+	family string
 }
 
 var cases = []realCase{
@@ -327,9 +330,11 @@ func TestRealServers(t *testing.T) {
 	}
 	site := StartSite(t, SiteOptions{Users: users, PassdbExtra: extra, DovecotCerts: brokenCerts})
 	t.Logf("software: %s", site.Versions.Header())
+	missing := startFamilies(t, site)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
+			require(t, missing[c.family], os.Getenv("CI"))
 			runCase(t, site, c)
 		})
 	}
@@ -504,7 +509,7 @@ func checkRecording(t *testing.T, site *Site, c realCase, tr *Transcript) {
 	if *recordFlag {
 		header := RecordingHeader(
 			"maillab e2e recording "+c.name+": what real servers sent to a mail client",
-			"software: "+site.Versions.Header(),
+			"software: "+site.Versions.Header()+familyVersion(site, c.family),
 			"setup: "+c.setup,
 			"expected root cause: "+string(c.want),
 			"recorded by: go test -tags e2e ./e2e/realservers -run 'TestRealServers/"+c.name+"$' -record",

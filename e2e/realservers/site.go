@@ -188,6 +188,12 @@ type Site struct {
 	// Published are the fronts the domain's SRV records point at, by
 	// settings service name.
 	Published map[string]*Front
+	// Other are the listeners of other server families (nginx, HAProxy,
+	// ...), by backend name, as Backend finds them.
+	Other map[string]string
+	// OtherVersions name the other families' software, by family, for
+	// their recordings' header.
+	OtherVersions map[string]string
 
 	mu         sync.Mutex
 	nextClient int
@@ -215,7 +221,8 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Site{Domain: Domain, Host: MailHost, Accounts: map[string]Account{}, Dovecot: map[string]*Dovecot{}, Versions: versions, Published: map[string]*Front{}}
+	s := &Site{Domain: Domain, Host: MailHost, Accounts: map[string]Account{}, Dovecot: map[string]*Dovecot{}, Versions: versions, Published: map[string]*Front{},
+		Other: map[string]string{}, OtherVersions: map[string]string{}}
 	base := workDir(t, "site")
 	certDir := filepath.Join(base, "certs")
 	if err := os.Mkdir(certDir, 0o755); err != nil {
@@ -347,6 +354,9 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 func (s *Site) Backend(t testing.TB, name string) string {
 	t.Helper()
 	if addr, ok := s.Postfix.Addr[name]; ok {
+		return addr
+	}
+	if addr, ok := s.Other[name]; ok {
 		return addr
 	}
 	if listener, instance, ok := strings.Cut(name, "@"); ok {

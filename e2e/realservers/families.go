@@ -1,0 +1,88 @@
+//go:build e2e
+
+package realservers
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// Server families besides Postfix and Dovecot, as realCase.family names
+// them.
+const (
+	// FamilyNginx is nginx's mail proxy (libnginx-mod-mail) before Dovecot.
+	FamilyNginx = "nginx"
+	// FamilyHAProxy is HAProxy terminating TLS before Dovecot.
+	FamilyHAProxy = "haproxy"
+)
+
+// DovecotBehindNginx is the Dovecot instance behind the nginx mail proxy.
+const DovecotBehindNginx = "behind-nginx"
+
+// FamilyPackages are the Debian packages of each family, installed the
+// ordinary way (they conflict with neither Postfix nor Dovecot).
+var FamilyPackages = map[string][]string{
+	FamilyNginx:   {"nginx", "libnginx-mod-mail"},
+	FamilyHAProxy: {"haproxy"},
+}
+
+// missingFamily returns why a family cannot run here ("" when it can).
+func missingFamily(family string) string {
+	var files []string
+	switch family {
+	case FamilyNginx:
+		files = []string{NginxBin, NginxMailModule}
+	case FamilyHAProxy:
+		files = []string{HAProxyBin}
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Sprintf("%s missing: install the Debian packages %v", f, FamilyPackages[family])
+		}
+	}
+	return ""
+}
+
+// startFamilies starts every family that can run here in front of the
+// site's Dovecot, adds their listeners to site.Other and returns why the
+// others cannot run, by family.
+func startFamilies(t testing.TB, site *Site) map[string]string {
+	t.Helper()
+	missing := map[string]string{}
+	good := site.Dovecot[DovecotGood]
+	if missing[FamilyNginx] = missingFamily(FamilyNginx); missing[FamilyNginx] == "" {
+		var accts []Account
+		for _, a := range site.Accounts {
+			accts = append(accts, a)
+		}
+		// nginx logs in to Dovecot in plaintext, on loopback, naming itself
+		// (127.0.0.1) as the client: Dovecot's documentation for a proxy
+		// in front puts its address in login_trusted_networks, which also
+		// counts as secured for disable_plaintext_auth.
+		backend := StartDovecot(t, DovecotConfig{Name: DovecotBehindNginx, Certs: site.Certs, Cert: CertGood,
+			Users: good.Config.Users, MailDir: good.Config.MailDir, Extra: "login_trusted_networks = 127.0.0.1/32"})
+		site.Dovecot[DovecotBehindNginx] = backend
+		n := StartNginx(t, NginxConfig{Certs: site.Certs, Accounts: accts, IMAP: backend.IMAP, POP3: backend.POP3})
+		for name, addr := range n.Addr {
+			site.Other[name] = addr
+		}
+		site.OtherVersions[FamilyNginx] = n.Version + " with ngx_mail_module"
+	}
+	if missing[FamilyHAProxy] = missingFamily(FamilyHAProxy); missing[FamilyHAProxy] == "" {
+		h := StartHAProxy(t, site.Certs, good.IMAP, good.POP3)
+		for name, addr := range h.Addr {
+			site.Other[name] = addr
+		}
+		site.OtherVersions[FamilyHAProxy] = h.Version
+	}
+	return missing
+}
+
+// familyVersion is the recording header's addition for family.
+func familyVersion(site *Site, family string) string {
+	if v := site.OtherVersions[family]; v != "" {
+		return "; " + v
+	}
+	return ""
+}
