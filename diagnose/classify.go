@@ -162,8 +162,11 @@ var authRules = []rule{
 	// out of imap_auth/pop3_auth, or any login before STARTTLS with
 	// "starttls only" (recorded in e2e/testdata/recorded/nginx-starttls-only.txt,
 	// where the probes see LOGINDISABLED and the missing USER capability
-	// first). Never a wrong password: none was checked.
-	{name: "invalid-command-text", text: re(`^\s*invalid command\.?\s*$`), code: rootcause.AuthMechUnsupported, meaning: "the server does not take this login command here (a method it does not offer, or a login before STARTTLS)"},
+	// first). OpenSMTPD answers AUTH where it offers none (before TLS, or
+	// on a listener without auth) "503 5.5.1 Invalid command: Command not
+	// supported" (recorded in e2e/testdata/recorded/opensmtpd-starttls-required.txt).
+	// Never a wrong password: none was checked.
+	{name: "invalid-command-text", text: re(`^\s*invalid command\.?\s*$|invalid command: command not supported`), code: rootcause.AuthMechUnsupported, meaning: "the server does not take this login command here (a method it does not offer, or a login before STARTTLS)"},
 	{name: "smtp-4xx", class: 4, code: rootcause.Intermittent, meaning: "the server's login service failed temporarily"},
 	{name: "any-other", code: rootcause.AuthFailed, meaning: "the server refused the login"},
 }

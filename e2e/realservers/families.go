@@ -3,8 +3,12 @@
 package realservers
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -15,6 +19,8 @@ const (
 	FamilyNginx = "nginx"
 	// FamilyHAProxy is HAProxy terminating TLS before Dovecot.
 	FamilyHAProxy = "haproxy"
+	// FamilyOpenSMTPD is OpenSMTPD, run unpacked from its .deb.
+	FamilyOpenSMTPD = "opensmtpd"
 )
 
 // DovecotBehindNginx is the Dovecot instance behind the nginx mail proxy.
@@ -52,10 +58,7 @@ func startFamilies(t testing.TB, site *Site) map[string]string {
 	missing := map[string]string{}
 	good := site.Dovecot[DovecotGood]
 	if missing[FamilyNginx] = missingFamily(FamilyNginx); missing[FamilyNginx] == "" {
-		var accts []Account
-		for _, a := range site.Accounts {
-			accts = append(accts, a)
-		}
+		accts := sortedAccounts(site)
 		// nginx logs in to Dovecot in plaintext, on loopback, naming itself
 		// (127.0.0.1) as the client: Dovecot's documentation for a proxy
 		// in front puts its address in login_trusted_networks, which also
@@ -76,7 +79,41 @@ func startFamilies(t testing.TB, site *Site) map[string]string {
 		}
 		site.OtherVersions[FamilyHAProxy] = h.Version
 	}
+	if missing[FamilyOpenSMTPD] = missingOpenSMTPD(); missing[FamilyOpenSMTPD] == "" {
+		deb, err := UnpackDeb(context.Background(), OpenSMTPDPackage)
+		if err != nil {
+			missing[FamilyOpenSMTPD] = err.Error()
+		} else {
+			o := StartOpenSMTPD(t, OpenSMTPDConfig{Deb: deb, Certs: site.Certs, Accounts: sortedAccounts(site), MailDir: site.MailDir})
+			for name, addr := range o.Addr {
+				site.Other[name] = addr
+				site.Plain[name] = true
+			}
+			site.OtherVersions[FamilyOpenSMTPD] = "OpenSMTPD " + deb.Version + " (Debian package " + OpenSMTPDPackage + ", unpacked)"
+		}
+	}
 	return missing
+}
+
+// missingOpenSMTPD says why OpenSMTPD cannot run unpacked here: it needs
+// apt-get and dpkg-deb to fetch it and unshare/mount for its namespace.
+func missingOpenSMTPD() string {
+	for _, tool := range []string{"apt-get", "dpkg-deb", "unshare", "mount", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return tool + " missing: OpenSMTPD runs unpacked from its .deb in a mount namespace"
+		}
+	}
+	return ""
+}
+
+// sortedAccounts are the site's accounts by address.
+func sortedAccounts(site *Site) []Account {
+	var accts []Account
+	for _, a := range site.Accounts {
+		accts = append(accts, a)
+	}
+	slices.SortFunc(accts, func(a, b Account) int { return strings.Compare(a.Email, b.Email) })
+	return accts
 }
 
 // familyVersion is the recording header's addition for family.

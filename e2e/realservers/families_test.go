@@ -3,6 +3,8 @@
 package realservers
 
 import (
+	"fmt"
+
 	"github.com/maillab/maillab/rootcause"
 	"github.com/maillab/maillab/settings"
 )
@@ -82,4 +84,51 @@ var familyCases = []realCase{
 	},
 }
 
-func init() { cases = append(cases, familyCases...) }
+func init() { cases = append(append(cases, familyCases...), openSMTPDCases...) }
+
+// openSMTPDCases run against OpenSMTPD, unpacked from its .deb. Its TLS
+// is broken on Debian 12 (see OpenSMTPD), so its healthy case is the MX
+// path without TLS and AUTH.
+var openSMTPDCases = []realCase{
+	{
+		name:      "opensmtpd-healthy",
+		family:    FamilyOpenSMTPD,
+		setup:     "OpenSMTPD port-25-style listener (no TLS, no AUTH) delivering mail for " + Domain + " to the Maildirs Dovecot serves (maildir action, virtual table); the customer sends to her own address without logging in; Dovecot IMAPS",
+		want:      rootcause.Healthy,
+		services:  []service{{"smtp", OpenSMTPDMX, settings.SecurityNone}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}},
+		noLogin:   true,
+		delivered: 2,
+	},
+	{
+		name:     "opensmtpd-starttls-broken",
+		family:   FamilyOpenSMTPD,
+		setup:    "OpenSMTPD 6.8 submission (tls-require, auth) as Debian 12 ships it: it offers STARTTLS and answers 220, then fails every handshake with an 'internal error' alert (its privilege-separated signing does not work with OpenSSL 3)",
+		want:     rootcause.STARTTLSHandshakeFailed,
+		services: []service{{"submission", OpenSMTPDSubmission, ""}},
+	},
+	{
+		name:     "opensmtpd-starttls-required",
+		family:   FamilyOpenSMTPD,
+		setup:    "OpenSMTPD submission with tls-require; the customer configured no encryption",
+		want:     rootcause.AuthRequiresTLS,
+		services: []service{{"submission", OpenSMTPDSubmission, settings.SecurityNone}},
+	},
+	{
+		name:     "opensmtpd-relay-denied",
+		family:   FamilyOpenSMTPD,
+		setup:    "OpenSMTPD port-25-style listener (no AUTH; mail accepted for " + Domain + " only); the customer sends without logging in to another domain",
+		want:     rootcause.SMTPRelayDenied,
+		services: []service{{"smtp", OpenSMTPDMX, settings.SecurityNone}},
+		noLogin:  true,
+		sendTo:   "someone@elsewhere.test",
+	},
+	{
+		name:     "opensmtpd-message-too-large",
+		family:   FamilyOpenSMTPD,
+		setup:    fmt.Sprintf("OpenSMTPD port-25-style listener with smtp max-message-size %d; the customer sends a larger message to her own address", SmallSizeLimit),
+		want:     rootcause.SMTPMessageTooLarge,
+		services: []service{{"smtp", OpenSMTPDSmall, settings.SecurityNone}},
+		noLogin:  true,
+		message:  "big",
+	},
+}

@@ -514,7 +514,7 @@ func checkRecording(t *testing.T, site *Site, c realCase, tr *Transcript) {
 			"expected root cause: "+string(c.want),
 			"recorded by: go test -tags e2e ./e2e/realservers -run 'TestRealServers/"+c.name+"$' -record",
 			`lines: "S: " server, "C: " client, "## " recorder notes; `+MailHost+" is 127.0.0.1 via the test DNS",
-			"placeholders: <QUEUEID> Postfix queue id, <TIMING> Dovecot's command timing, <N> UIDVALIDITY/UIDNEXT, <CLIENTIP> the client address a front claims, <secret> credentials",
+			"placeholders: <QUEUEID> Postfix or OpenSMTPD queue id, <TIMING> Dovecot's command timing, <N> UIDVALIDITY/UIDNEXT, <CLIENTIP> the client address a front claims, <secret> credentials",
 		)
 		if err := os.MkdirAll(recordedDir, 0o755); err != nil {
 			t.Fatal(err)

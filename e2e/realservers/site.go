@@ -194,6 +194,9 @@ type Site struct {
 	// OtherVersions name the other families' software, by family, for
 	// their recordings' header.
 	OtherVersions map[string]string
+	// Plain are the backends of Other that take no PROXY v1 header: they
+	// get plain fronts (NewPlainFront).
+	Plain map[string]bool
 
 	mu         sync.Mutex
 	nextClient int
@@ -222,7 +225,7 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 		t.Fatal(err)
 	}
 	s := &Site{Domain: Domain, Host: MailHost, Accounts: map[string]Account{}, Dovecot: map[string]*Dovecot{}, Versions: versions, Published: map[string]*Front{},
-		Other: map[string]string{}, OtherVersions: map[string]string{}}
+		Other: map[string]string{}, OtherVersions: map[string]string{}, Plain: map[string]bool{}}
 	base := workDir(t, "site")
 	certDir := filepath.Join(base, "certs")
 	if err := os.Mkdir(certDir, 0o755); err != nil {
@@ -385,7 +388,13 @@ func (s *Site) ClientIP() net.IP {
 // its own; it is closed when the test ends.
 func (s *Site) NewFront(t testing.TB, backend string) *Front {
 	t.Helper()
-	f, err := NewFront(s.Backend(t, backend), s.ClientIP())
+	var f *Front
+	var err error
+	if s.Plain[backend] {
+		f, err = NewPlainFront(s.Backend(t, backend))
+	} else {
+		f, err = NewFront(s.Backend(t, backend), s.ClientIP())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
