@@ -55,9 +55,21 @@ func UnpackDeb(ctx context.Context, pkg string) (UnpackedDeb, error) {
 	}
 	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
 	if len(debs) == 0 {
-		cmd := exec.CommandContext(ctx, "apt-get", "download", pkg)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
+		download := func() ([]byte, error) {
+			cmd := exec.CommandContext(ctx, "apt-get", "download", pkg)
+			cmd.Dir = dir
+			return cmd.CombinedOutput()
+		}
+		out, err := download()
+		if err != nil {
+			// Package lists may be missing (a fresh image) or stale (a
+			// version that left the mirror): refresh them once.
+			if upd, uerr := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput(); uerr != nil {
+				return u, fmt.Errorf("apt-get download %s: %w: %s; apt-get update: %v: %s", pkg, err, strings.TrimSpace(string(out)), uerr, strings.TrimSpace(string(upd)))
+			}
+			out, err = download()
+		}
+		if err != nil {
 			return u, fmt.Errorf("apt-get download %s: %w: %s", pkg, err, strings.TrimSpace(string(out)))
 		}
 		if debs, _ = filepath.Glob(filepath.Join(dir, pkg+"_*.deb")); len(debs) == 0 {
