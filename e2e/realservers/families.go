@@ -10,6 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Server families besides Postfix and Dovecot, as realCase.family names
@@ -21,6 +24,8 @@ const (
 	FamilyHAProxy = "haproxy"
 	// FamilyOpenSMTPD is OpenSMTPD, run unpacked from its .deb.
 	FamilyOpenSMTPD = "opensmtpd"
+	// FamilyBIND is BIND's named as the customer's validating resolver.
+	FamilyBIND = "bind"
 )
 
 // DovecotBehindNginx is the Dovecot instance behind the nginx mail proxy.
@@ -31,6 +36,7 @@ const DovecotBehindNginx = "behind-nginx"
 var FamilyPackages = map[string][]string{
 	FamilyNginx:   {"nginx", "libnginx-mod-mail"},
 	FamilyHAProxy: {"haproxy"},
+	FamilyBIND:    {"bind9"},
 }
 
 // missingFamily returns why a family cannot run here ("" when it can).
@@ -41,6 +47,11 @@ func missingFamily(family string) string {
 		files = []string{NginxBin, NginxMailModule}
 	case FamilyHAProxy:
 		files = []string{HAProxyBin}
+	case FamilyBIND:
+		files = []string{NamedBin}
+		if _, err := lookupIDs("bind"); err != nil {
+			return fmt.Sprintf("system user bind missing: install the Debian package %v", FamilyPackages[family])
+		}
 	}
 	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {
@@ -78,6 +89,13 @@ func startFamilies(t testing.TB, site *Site) map[string]string {
 			site.Other[name] = addr
 		}
 		site.OtherVersions[FamilyHAProxy] = h.Version
+	}
+	if missing[FamilyBIND] = missingFamily(FamilyBIND); missing[FamilyBIND] == "" {
+		addrs, version := StartResolvers(t, site.DNS.Addr)
+		for name, addr := range addrs {
+			site.Other[name] = addr
+		}
+		site.OtherVersions[FamilyBIND] = version
 	}
 	if missing[FamilyOpenSMTPD] = missingOpenSMTPD(); missing[FamilyOpenSMTPD] == "" {
 		deb, err := UnpackDeb(context.Background(), OpenSMTPDPackage)
@@ -122,4 +140,35 @@ func familyVersion(site *Site, family string) string {
 		return "; " + v
 	}
 	return ""
+}
+
+// recordLookup records, for a case whose customer uses a resolver of her
+// own, what that resolver answers for the mail host, as the mail client's
+// first step; false means the client gets no address and goes no further.
+func recordLookup(ctx context.Context, tr *Transcript, resolver string) (bool, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(MailHost+".", dns.TypeA)
+	c := &dns.Client{Net: "udp", Timeout: 10 * time.Second}
+	r, _, err := c.ExchangeContext(ctx, m, resolver)
+	if err != nil {
+		tr.Note("dns: %s A from the customer's resolver: %s", MailHost, stableError(err))
+		return false, fmt.Errorf("resolve %s: %w", MailHost, err)
+	}
+	var addrs []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			addrs = append(addrs, a.A.String())
+		}
+	}
+	tr.Note("dns: %s A from the customer's resolver: %s %v", MailHost, dns.RcodeToString[r.Rcode], addrs)
+	if r.Rcode == dns.RcodeServerFailure {
+		// RFC 4035 §3.2.2: with CD set a validating resolver returns what
+		// it got without validating, which tells a DNSSEC failure from
+		// an unreachable upstream.
+		m.CheckingDisabled = true
+		if cd, _, err := c.ExchangeContext(ctx, m, resolver); err == nil {
+			tr.Note("dns: the same query with CD (checking disabled): %s", dns.RcodeToString[cd.Rcode])
+		}
+	}
+	return r.Rcode == dns.RcodeSuccess && len(addrs) > 0, nil
 }

@@ -84,7 +84,41 @@ var familyCases = []realCase{
 	},
 }
 
-func init() { cases = append(append(cases, familyCases...), openSMTPDCases...) }
+func init() {
+	cases = append(append(append(cases, familyCases...), openSMTPDCases...), resolverCases...)
+}
+
+// resolverCases give the customer a validating resolver of her own (BIND)
+// in front of the domain's DNS.
+var resolverCases = []realCase{
+	{
+		name:      "bind-healthy",
+		family:    FamilyBIND,
+		setup:     "good servers; the customer's resolver is BIND 9 (validating, forwarding " + Domain + " to its DNS server)",
+		want:      rootcause.Healthy,
+		services:  []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}},
+		resolver:  ResolverGood,
+		delivered: 2,
+	},
+	{
+		name:        "bind-dnssec-bogus",
+		family:      FamilyBIND,
+		setup:       "the customer's BIND 9 resolver holds a DS trust anchor for " + Domain + " whose zone is served unsigned (signatures gone, DS still published): every answer is bogus",
+		want:        rootcause.DNSServFail,
+		services:    []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}},
+		resolver:    ResolverBogus,
+		clientFails: true,
+	},
+	{
+		name:        "bind-dead-forwarder",
+		family:      FamilyBIND,
+		setup:       "the customer's BIND 9 resolver forwards " + Domain + " (forward only) to an upstream where nothing listens",
+		want:        rootcause.DNSServFail,
+		services:    []service{{"submission", ListenerSubmission, ""}, {"imaps", DovecotBackend(DovecotGood, "imaps"), ""}},
+		resolver:    ResolverDeadForwarder,
+		clientFails: true,
+	},
+}
 
 // openSMTPDCases run against OpenSMTPD, unpacked from its .deb. Its TLS
 // is broken on Debian 12 (see OpenSMTPD), so its healthy case is the MX

@@ -82,6 +82,9 @@ type realCase struct {
 	// family names the server family of another package than Postfix
 	// and Dovecot (families.go); "" means Postfix and Dovecot only.
 	family string
+	// resolver names the customer's resolver (a site.Other backend, e.g.
+	// ResolverGood); "" means the site's DNS server.
+	resolver string
 }
 
 var cases = []realCase{
@@ -443,6 +446,9 @@ func customerSettings(t *testing.T, site *Site, c realCase, acct Account, msgFil
 	if cl.MaxTLS != "" || len(cl.AuthMechs) > 0 || cl.SendTo != "" || cl.MessageFile != "" {
 		st.Client = &cl
 	}
+	if c.resolver != "" {
+		st.Resolver = site.Backend(t, c.resolver)
+	}
 	if err := st.Validate(); err != nil {
 		t.Fatalf("settings of %s: %v", c.name, err)
 	}
@@ -455,6 +461,18 @@ func customerSettings(t *testing.T, site *Site, c realCase, acct Account, msgFil
 func recordCase(ctx context.Context, t *testing.T, site *Site, c realCase, acct Account, st *settings.Settings, tr *Transcript) {
 	t.Helper()
 	tr.Mask(acct.Password)
+	if c.resolver != "" {
+		ok, err := recordLookup(ctx, tr, st.Resolver)
+		if err != nil && !c.clientFails {
+			t.Errorf("recording: %v", err)
+		}
+		if !ok {
+			if !c.clientFails {
+				t.Errorf("recording: no address for %s from the customer's resolver", MailHost)
+			}
+			return
+		}
+	}
 	a := st.Account0()
 	o := ClientOptions{Username: a.Username, Password: a.Password, From: acct.Email, To: acct.Email, Roots: site.Certs.Pool(), Timeout: c.timeout}
 	tr.Mask(a.Password)
