@@ -31,7 +31,7 @@
 // Other families run beside them (families.go): nginx's mail proxy and
 // HAProxy as a TLS front before Dovecot, and OpenSMTPD, which conflicts
 // with Postfix as a package and so runs unpacked from its .deb in a mount
-// namespace of its own (opensmtpd.go, deb.go). TestRealServersUnderLoad
+// namespace of its own (opensmtpd.go, deb.go). TestLoadedRealServers
 // runs every case again 8 at a time on loaded CPUs. docs/realservers.md
 // lists the families, the cases and how to re-record.
 //

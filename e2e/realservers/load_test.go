@@ -21,7 +21,7 @@ import (
 // loadParallel is how many cases run at once under load.
 const loadParallel = 8
 
-// TestRealServersUnderLoad is a held-out check of the diagnoser on a busy
+// TestLoadedRealServers is a held-out check of the diagnoser on a busy
 // machine: every case of TestRealServers runs once at a time on a quiet
 // machine, then again loadParallel at a time while CPU burners keep every
 // core busy, and each case must be diagnosed with the same root cause
@@ -29,7 +29,7 @@ const loadParallel = 8
 // conversation (as the recorder has it, compared with nothing) followed
 // by the diagnoser, as in TestRealServers. It logs the wall times and the
 // time to diagnose each healthy case in both runs. -short skips it.
-func TestRealServersUnderLoad(t *testing.T) {
+func TestLoadedRealServers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the realservers suite under load takes minutes")
 	}
