@@ -103,7 +103,26 @@ type Options struct {
 	// CloseGrace is how long Close lets running sessions finish before it
 	// cuts them; default 2s.
 	CloseGrace time.Duration
+	// Quota is the mail each account may hold, in bytes; 0 means
+	// DefaultQuota, a negative value no limit (docs/store.md).
+	Quota int64
+	// MaxMessageSize is the largest message SMTP and IMAP APPEND accept,
+	// in bytes; 0 means mailstore.DefaultMaxMessageSize (25 MiB), a
+	// negative value no limit.
+	MaxMessageSize int64
+	// LogMaxBytes is the size at which lab.log is rotated (renamed
+	// lab.log.1, older ones shifted); 0 means transcript.DefaultMaxBytes
+	// (10 MiB), a negative value never rotates.
+	LogMaxBytes int64
+	// LogKeep is how many rotated lab.log files are kept; 0 means
+	// transcript.DefaultKeep (5), a negative value keeps none.
+	LogKeep int
 }
+
+// DefaultQuota is the default Options.Quota: 256 MiB per account, so a
+// client that keeps sending cannot make the lab hold more than that for
+// each account.
+const DefaultQuota = 256 << 20
 
 // Lab is a mail provider on loopback. Between New and Start its exported
 // fields and the fields of its services may be changed (that is what
@@ -133,12 +152,11 @@ type Lab struct {
 	// SMTPChecks are consulted by the primary provider's SMTP services.
 	SMTPChecks []smtpd.Check
 
-	opts     Options
-	logger   *slog.Logger
-	sink     transcript.Sink
-	logFile  *os.File
-	ownsDir  bool
-	sessions sync.Map // accepted conn → *transcript.Session
+	opts    Options
+	logger  *slog.Logger
+	sink    transcript.Sink
+	logFile *transcript.RotatingFile
+	ownsDir bool
 
 	customer   []func(*settings.Settings) error
 	afterStart []func() error
@@ -248,10 +266,15 @@ func New(opts Options) (l *Lab, err error) {
 	if err := l.makeCA(); err != nil {
 		return nil, err
 	}
-	l.Store, err = mailstore.Open(mailstore.Options{Dir: opts.StoreDir})
+	quota := opts.Quota
+	if quota == 0 {
+		quota = DefaultQuota
+	}
+	l.Store, err = mailstore.Open(mailstore.Options{Dir: opts.StoreDir, Logger: l.logger, DefaultQuota: max(quota, 0), MaxMessageSize: opts.MaxMessageSize})
 	if err != nil {
 		return nil, err
 	}
+	l.closers = append(l.closers, l.Store.Close) // compacts and unlocks last
 	accounts := opts.Accounts
 	if len(accounts) == 0 {
 		if accounts, err = storedAccounts(opts.StoreDir, opts.Domain); err != nil {
@@ -314,7 +337,14 @@ func (l *Lab) makeDir() error {
 		}
 		l.Dir = abs
 	}
-	f, err := os.OpenFile(filepath.Join(l.Dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	maxBytes, keep := l.opts.LogMaxBytes, l.opts.LogKeep
+	if maxBytes == 0 {
+		maxBytes = transcript.DefaultMaxBytes
+	}
+	if keep == 0 {
+		keep = transcript.DefaultKeep
+	}
+	f, err := transcript.OpenRotating(filepath.Join(l.Dir, "lab.log"), maxBytes, keep)
 	if err != nil {
 		return fmt.Errorf("lab directory %s is not writable: %w", l.Dir, err)
 	}

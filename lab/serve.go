@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -148,6 +149,14 @@ func (l *Lab) newServer(svc *Service) server {
 		if p == l.Primary {
 			checks = l.SMTPChecks
 		}
+		maxSize := svc.MaxMessageBytes // a fault's override
+		if maxSize == 0 {
+			// The store's limit, the same as IMAP's APPENDLIMIT; smtpd
+			// reads 0 as its own default, so "none" is the largest.
+			if maxSize = p.Store.MaxMessageSize(); maxSize == 0 {
+				maxSize = math.MaxInt64
+			}
+		}
 		return smtpd.New(smtpd.Config{
 			Hostname:          p.MailHost,
 			Service:           svc.Name,
@@ -158,7 +167,7 @@ func (l *Lab) newServer(svc *Service) server {
 			TLSConfig:         starttls,
 			AllowInsecureAuth: svc.AllowInsecureAuth,
 			Mechanisms:        svc.Mechanisms,
-			MaxMessageBytes:   svc.MaxMessageBytes,
+			MaxMessageBytes:   maxSize,
 			Checks:            checks,
 			Relay: func(from string, to []string, msg []byte) error {
 				l.logger.Info("relayed mail not delivered: the lab has no outside world", "from", from, "to", to, "size", len(msg))

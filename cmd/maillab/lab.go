@@ -29,12 +29,15 @@ type labOptions struct {
 	address          string
 	allowNonLoopback bool
 	advertise        string
-	ports            []string
 	standardPorts    bool
 	settingsOut      string
 	json             bool
 	quiet            bool
 	logLevel         string
+	quota            string
+	maxMessageSize   string
+	logMaxMiB        int
+	logKeep          int
 }
 
 func labFlags(o *labOptions) []cli.Flag {
@@ -49,7 +52,11 @@ func labFlags(o *labOptions) []cli.Flag {
 		&cli.StringFlag{Name: "settings-out", Usage: "write the settings JSON to `FILE` (for maillab diagnose --settings and other tools)", EnvVars: []string{"MAILLAB_SETTINGS_OUT"}, Destination: &o.settingsOut, TakesFile: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the settings JSON instead of the settings for a person", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the transcript of client sessions (it is still in lab.log)", EnvVars: []string{"MAILLAB_QUIET"}, Destination: &o.quiet},
+		&cli.StringFlag{Name: "quota", Value: "256MiB", Usage: "mail `SIZE` each account may hold (0: unlimited); over it SMTP says 552 5.2.2 and IMAP APPEND NO [OVERQUOTA]", EnvVars: []string{"MAILLAB_QUOTA"}, Destination: &o.quota},
+		&cli.StringFlag{Name: "max-message-size", Value: "25MiB", Usage: "largest message `SIZE`, the same for SMTP (SIZE) and IMAP APPEND (APPENDLIMIT; 0: unlimited)", EnvVars: []string{"MAILLAB_MAX_MESSAGE_SIZE"}, Destination: &o.maxMessageSize},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "`LEVEL` of diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
+		&cli.IntFlag{Name: "log-max-size", Value: transcript.DefaultMaxBytes >> 20, Usage: "rotate lab.log when it reaches `MIB` mebibytes (0: never)", EnvVars: []string{"MAILLAB_LOG_MAX_SIZE"}, Destination: &o.logMaxMiB},
+		&cli.IntFlag{Name: "log-keep", Value: transcript.DefaultKeep, Usage: "keep `N` rotated lab.log files (lab.log.1 is the newest; 0: keep none)", EnvVars: []string{"MAILLAB_LOG_KEEP"}, Destination: &o.logKeep},
 	}
 }
 
@@ -63,6 +70,20 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 	ports, err := parsePorts(c.StringSlice("port"))
 	if err != nil {
 		return opts, err
+	}
+	quota, err := parseSize("quota", o.quota)
+	if err != nil {
+		return opts, err
+	}
+	maxSize, err := parseSize("max-message-size", o.maxMessageSize)
+	if err != nil {
+		return opts, err
+	}
+	if o.logMaxMiB < 0 {
+		return opts, usageErrorf("--log-max-size %d: want a size in MiB, or 0 to never rotate", o.logMaxMiB)
+	}
+	if o.logKeep < 0 {
+		return opts, usageErrorf("--log-keep %d: want a number of files, 0 or more", o.logKeep)
 	}
 	ip := net.ParseIP(o.address)
 	if ip == nil {
@@ -82,12 +103,32 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		Advertise:        o.advertise,
 		Ports:            ports,
 		StandardPorts:    o.standardPorts,
+		Quota:            orUnlimited(quota),
+		MaxMessageSize:   orUnlimited(maxSize),
 		Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		LogMaxBytes:      int64(o.logMaxMiB) << 20,
+		LogKeep:          o.logKeep,
+	}
+	// Zero flags mean "never" and "none"; zero options mean the defaults.
+	if o.logMaxMiB == 0 {
+		opts.LogMaxBytes = -1
+	}
+	if o.logKeep == 0 {
+		opts.LogKeep = -1
 	}
 	if !o.quiet && !o.json {
 		opts.Transcript = transcript.NewTextSink(stdout)
 	}
 	return opts, nil
+}
+
+// orUnlimited maps a flag's 0 ("unlimited") to lab.Options' -1 (its 0
+// means the default).
+func orUnlimited(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
@@ -132,7 +173,7 @@ IMAP (STARTTLS and TLS), POP3 (STLS and TLS) and DNS servers for example.test,
 with a fresh certificate authority, and prints the settings to type into a mail
 client. A message alice sends to bob over SMTP can be read over IMAP and POP3.
 Every session's protocol exchange (passwords masked) is printed as it happens
-and kept in lab.log in the lab directory. Stop with Ctrl-C.
+and kept in lab.log in the lab directory. Stop with Ctrl-C (or SIGTERM, SIGHUP).
 
 Examples:
    maillab lab                                  free ports, mail in memory
@@ -146,6 +187,8 @@ Examples:
 			if c.NArg() > 0 {
 				return usageErrorf("lab takes no arguments, got %q", c.Args().First())
 			}
+			waitForSignal, release := catchStopSignals()
+			defer release()
 			opts, err := o.labOpts(c, c.App.Writer, c.App.ErrWriter)
 			if err != nil {
 				return err
@@ -192,18 +235,27 @@ func (o *labOptions) publish(w io.Writer, s *settings.Settings, intro func(io.Wr
 	return nil
 }
 
-// waitForSignal blocks until SIGINT/SIGTERM or ctx ends.
-func waitForSignal(ctx context.Context) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+// stopSignals stop a lab the way Ctrl-C does, so that Close removes its
+// directory: SIGINT, SIGTERM (kill's default) and SIGHUP (the terminal went
+// away), whose default actions end the process without any cleanup.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// catchStopSignals catches stopSignals from now on, so that one arriving
+// while the lab starts still stops it cleanly, and returns wait, which
+// blocks until one arrives or ctx ends. release stops catching them.
+func catchStopSignals() (wait func(ctx context.Context), release func()) {
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(ch)
-	select {
-	case <-ch:
-	case <-ctx.Done():
+	signal.Notify(ch, stopSignals...)
+	wait = func(ctx context.Context) {
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
 	}
+	return wait, func() { signal.Stop(ch) }
 }
 
 func printLabIntro(w io.Writer, l *lab.Lab) {

@@ -131,9 +131,9 @@ func diagnoseCase(t *testing.T, site *Site, c realCase) (rootcause.Code, time.Du
 	if err != nil {
 		t.Fatalf("FromSettings: %v", err)
 	}
-	cfg.Timeout = 5 * time.Second
+	cfg.ConnectTimeout, cfg.ReplyTimeout = 5*time.Second, 5*time.Second
 	if c.timeout > 0 {
-		cfg.Timeout = c.timeout
+		cfg.ConnectTimeout, cfg.ReplyTimeout = c.timeout, c.timeout
 	}
 	cfg.NoSystemRoots = true
 	start := time.Now()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/foxcpp/go-mockdns"
 	"github.com/miekg/dns"
@@ -81,8 +82,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dns zone server: %w", err)
 	}
 	// go-mockdns starts its own listeners; the lab serves the same handler
-	// on sockets it chose, so those are closed at once.
-	mock.Close()
+	// on sockets it chose, so those are closed.
+	if err := stopMockListeners(mock); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -95,6 +98,32 @@ func New(cfg Config) (*Server, error) {
 		h = logQueries(cfg.Transcript, h)
 	}
 	return &Server{mock: mock, handler: h, cfg: cfg}, nil
+}
+
+// stopMockListeners stops the listeners go-mockdns opened on 127.0.0.1.
+// NewServerWithLogger starts them in goroutines, and a Close before they
+// have started does nothing (miekg/dns Server.Shutdown: "server not
+// started"): they then served 127.0.0.1 for the rest of the process,
+// whatever address the lab was given. So wait until each answers a query,
+// then close them.
+func stopMockListeners(mock *mockdns.Server) error {
+	addr := mock.LocalAddr().String()
+	q := new(dns.Msg)
+	q.SetQuestion(".", dns.TypeNS)
+	for _, network := range []string{"tcp", "udp"} {
+		c := &dns.Client{Net: network, Timeout: 100 * time.Millisecond}
+		var err error
+		for attempt := 0; attempt < 100; attempt++ {
+			if _, _, err = c.Exchange(q, addr); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			mock.Close()
+			return fmt.Errorf("go-mockdns %s listener on %s never answered: %w", network, addr, err)
+		}
+	}
+	return mock.Close()
 }
 
 // Handler returns the full handler chain (middleware + zones).

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -72,6 +73,9 @@ type Config struct {
 	// *tls.Conn whose handshake has not been done yet. Zero means
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// Limits bounds the cost of one command (SEARCH); the zero value has
+	// the defaults.
+	Limits Limits
 	// Logger receives the server's records; nil discards them.
 	Logger *slog.Logger
 	// Transcript, if set, is called once for every accepted connection
@@ -490,7 +494,9 @@ func (t *transcriptWriter) Write(p []byte) (int, error) {
 
 // libraryLogger passes go-imap's log lines to the connection's logger:
 // panics as errors, complaints after the server closed the connection
-// itself as debug, the rest as warnings.
+// itself or after the client dropped it (a reset, a TLS alert, a cut
+// line: what clients failing against a fault do, and the transcript
+// shows) as debug, the rest as warnings.
 type libraryLogger struct{ c *conn }
 
 func (l libraryLogger) Printf(format string, args ...any) {
@@ -499,10 +505,31 @@ func (l libraryLogger) Printf(format string, args ...any) {
 	switch {
 	case strings.HasPrefix(format, "panic"):
 		level = slog.LevelError
-	case l.c.closedByUs.Load():
+	case l.c.closedByUs.Load(), clientDropped(args):
 		level = slog.LevelDebug
 	}
 	l.c.log.Log(context.Background(), level, "imapserver: "+msg)
+}
+
+// clientDropped reports whether one of go-imap's log arguments is the
+// error of a connection the client ended: reset, broken pipe, cut in the
+// middle of a line, closed, or a TLS alert the client sent.
+func clientDropped(args []any) bool {
+	for _, a := range args {
+		err, ok := a.(error)
+		if !ok {
+			continue
+		}
+		// crypto/tls reports an alert from the peer as a *net.OpError
+		// with Op "remote error".
+		var op *net.OpError
+		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+			errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+			errors.Is(err, net.ErrClosed) || (errors.As(err, &op) && op.Op == "remote error") {
+			return true
+		}
+	}
+	return false
 }
 
 var (

@@ -420,11 +420,13 @@ func (s *session) Append(name string, r imap.LiteralReader, opts *imap.AppendOpt
 		// Refuse before buffering the literal; go-imap discards it.
 		return nil, storeError(mailstore.ErrOverQuota, asDestination)
 	}
-	data, err := io.ReadAll(r)
-	if err != nil {
+	// The literal's size is known (and bounded by AppendLimit): one
+	// buffer of that size, not io.ReadAll's doublings.
+	data := make([]byte, r.Size())
+	if _, err := io.ReadFull(r, data); err != nil {
 		return nil, fmt.Errorf("read APPEND literal: %w", err)
 	}
-	uid, err := mb.Append(data, storableFlags(opts.Flags), opts.Time)
+	uid, err := mb.AppendOwned(data, storableFlags(opts.Flags), opts.Time)
 	if err != nil {
 		return nil, s.fail("append", err, asDestination)
 	}
