@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -38,6 +39,14 @@ type labOptions struct {
 	maxMessageSize   string
 	logMaxMiB        int
 	logKeep          int
+
+	maxConnsPerClient  int
+	maxConns           int
+	smtpTimeout        time.Duration
+	smtpDataTimeout    time.Duration
+	imapCommandTimeout time.Duration
+	imapIdleTimeout    time.Duration
+	pop3Timeout        time.Duration
 }
 
 func labFlags(o *labOptions) []cli.Flag {
@@ -57,7 +66,42 @@ func labFlags(o *labOptions) []cli.Flag {
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "`LEVEL` of diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
 		&cli.IntFlag{Name: "log-max-size", Value: transcript.DefaultMaxBytes >> 20, Usage: "rotate lab.log when it reaches `MIB` mebibytes (0: never)", EnvVars: []string{"MAILLAB_LOG_MAX_SIZE"}, Destination: &o.logMaxMiB},
 		&cli.IntFlag{Name: "log-keep", Value: transcript.DefaultKeep, Usage: "keep `N` rotated lab.log files (lab.log.1 is the newest; 0: keep none)", EnvVars: []string{"MAILLAB_LOG_KEEP"}, Destination: &o.logKeep},
+		&cli.IntFlag{Name: "max-connections-per-client", Value: lab.DefaultMaxConnectionsPerClient, Usage: "`N` connections one client IP address may hold at once over all ports (Postfix's smtpd_client_connection_count_limit); more get 421 4.7.0, * BYE [LIMIT] or -ERR [SYS/TEMP]; -1: no limit", EnvVars: []string{"MAILLAB_MAX_CONNECTIONS_PER_CLIENT"}, Destination: &o.maxConnsPerClient, Category: "Limits"},
+		&cli.IntFlag{Name: "max-connections", Value: lab.DefaultMaxConnections, Usage: "`N` connections all clients together may hold at once; -1: no limit", EnvVars: []string{"MAILLAB_MAX_CONNECTIONS"}, Destination: &o.maxConns, Category: "Limits"},
+		&cli.DurationFlag{Name: "smtp-timeout", Value: lab.DefaultSMTPTimeout, Usage: "`DURATION` an SMTP command line may take to arrive, waiting included (RFC 5321 §4.5.3.2); then 421 4.4.2", EnvVars: []string{"MAILLAB_SMTP_TIMEOUT"}, Destination: &o.smtpTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "smtp-data-timeout", Value: lab.DefaultSMTPDataTimeout, Usage: "`DURATION` the message after DATA may take to arrive (RFC 5321 §4.5.3.2.6); then 421 4.4.2", EnvVars: []string{"MAILLAB_SMTP_DATA_TIMEOUT"}, Destination: &o.smtpDataTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "imap-command-timeout", Value: lab.DefaultIMAPCommandTimeout, Usage: "`DURATION` IMAP waits for a command before login, and for the rest of any command once begun", EnvVars: []string{"MAILLAB_IMAP_COMMAND_TIMEOUT"}, Destination: &o.imapCommandTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "imap-idle-timeout", Value: lab.DefaultIMAPIdleTimeout, Usage: "IMAP autologout `DURATION` after login (RFC 9051 §5.4: at least 30m)", EnvVars: []string{"MAILLAB_IMAP_IDLE_TIMEOUT"}, Destination: &o.imapIdleTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "pop3-timeout", Value: lab.DefaultPOP3Timeout, Usage: "POP3 autologout `DURATION`: a command line must arrive within it (RFC 1939 §3: at least 10m)", EnvVars: []string{"MAILLAB_POP3_TIMEOUT"}, Destination: &o.pop3Timeout, Category: "Limits"},
 	}
+}
+
+// limits checks the limit flags and copies them into opts.
+func (o *labOptions) limits(opts *lab.Options) error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max-connections-per-client", o.maxConnsPerClient}, {"max-connections", o.maxConns}} {
+		if f.v == 0 || f.v < -1 {
+			return usageErrorf("--%s %d: want a positive number of connections, or -1 for no limit", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"smtp-timeout", o.smtpTimeout}, {"smtp-data-timeout", o.smtpDataTimeout}, {"imap-command-timeout", o.imapCommandTimeout}, {"imap-idle-timeout", o.imapIdleTimeout}, {"pop3-timeout", o.pop3Timeout}} {
+		if f.v <= 0 {
+			return usageErrorf("--%s %s: want a positive duration such as 30s or 10m", f.name, f.v)
+		}
+	}
+	opts.MaxConnectionsPerClient = o.maxConnsPerClient
+	opts.MaxConnections = o.maxConns
+	opts.SMTPTimeout = o.smtpTimeout
+	opts.SMTPDataTimeout = o.smtpDataTimeout
+	opts.IMAPCommandTimeout = o.imapCommandTimeout
+	opts.IMAPIdleTimeout = o.imapIdleTimeout
+	opts.POP3Timeout = o.pop3Timeout
+	return nil
 }
 
 // labOpts turns flags into lab.Options; errors name the flag.
@@ -115,6 +159,9 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 	}
 	if o.logKeep == 0 {
 		opts.LogKeep = -1
+	}
+	if err := o.limits(&opts); err != nil {
+		return opts, err
 	}
 	if !o.quiet && !o.json {
 		opts.Transcript = transcript.NewTextSink(stdout)

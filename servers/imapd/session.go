@@ -168,13 +168,14 @@ func (s *session) authenticate(mech, username, password string) error {
 		return errServerBug
 	}
 	s.user = u
+	s.c.loggedIn.Store(true)
 	s.log = s.log.With("user", u.Username)
 	s.log.Info("logged in", "mechanism", mech, "tls", isTLS)
 	return nil
 }
 
 // imapConnNetConn returns the connection as go-imap has it now: a
-// *tls.Conn after STARTTLS.
+// *tls.Conn after STARTTLS or on implicit TLS (below the command guard).
 func (c *conn) imapConnNetConn() net.Conn {
 	c.mu.Lock()
 	ic := c.imapConn
@@ -182,7 +183,11 @@ func (c *conn) imapConnNetConn() net.Conn {
 	if ic == nil {
 		return c.nc
 	}
-	return ic.NetConn()
+	nc := ic.NetConn()
+	if g, ok := nc.(*guardConn); ok {
+		return g.Conn // the *tls.Conn of implicit TLS, below the guard
+	}
+	return nc
 }
 
 // loginError is a refused login: go-imap finds the NO reply through

@@ -192,8 +192,10 @@ func lockDir(dir string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("store lock %s: %w", path, err)
 	}
+	// The pid is for the message a second lab shows; the lock holds
+	// without it.
 	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
 }
