@@ -15,6 +15,9 @@ const (
 	exitOK      = 0 // success; for diagnose and verify: nothing wrong was found
 	exitFinding = 1 // diagnose found a fault; verify had a failing scenario
 	exitUsage   = 2 // bad usage or unreadable input; maillab itself failed
+	// exitInterrupted is the shells' 128+SIGINT: diagnose was interrupted
+	// (Ctrl-C) and printed the steps it had run, without a root cause.
+	exitInterrupted = 130
 )
 
 // commands is filled by the init functions of the command files, so each
@@ -43,7 +46,8 @@ func silentExit(code int) error { return &exitError{code: code} }
 const exitCodesHelp = `EXIT CODES:
    0  success (diagnose: healthy; verify: every scenario passed)
    1  a fault was found (diagnose) or a scenario failed (verify)
-   2  bad usage or unreadable input; the message names the flag, file or line`
+   2  bad usage or unreadable input; the message names the flag, file or line
+   130  interrupted (Ctrl-C); diagnose prints the steps it ran, no root cause`
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	cmds := append([]*cli.Command(nil), commands...)
