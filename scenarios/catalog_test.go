@@ -20,7 +20,7 @@ func catalogTable(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	row := regexp.MustCompile("^\\| ([a-z0-9-]+) \\| [^|]* \\| [^|]* \\| ([A-Z_]+) \\|$")
+	row := regexp.MustCompile(`^\| ([a-z0-9-]+) \| [^|]* \| [^|]* \| ([A-Z_]+) \|$`)
 	out := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

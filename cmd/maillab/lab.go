@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,14 +30,23 @@ type labOptions struct {
 	address          string
 	allowNonLoopback bool
 	advertise        string
-	ports            []string
 	standardPorts    bool
 	settingsOut      string
 	json             bool
 	quiet            bool
 	logLevel         string
+	quota            string
+	maxMessageSize   string
 	logMaxMiB        int
 	logKeep          int
+
+	maxConnsPerClient  int
+	maxConns           int
+	smtpTimeout        time.Duration
+	smtpDataTimeout    time.Duration
+	imapCommandTimeout time.Duration
+	imapIdleTimeout    time.Duration
+	pop3Timeout        time.Duration
 }
 
 func labFlags(o *labOptions) []cli.Flag {
@@ -51,10 +61,47 @@ func labFlags(o *labOptions) []cli.Flag {
 		&cli.StringFlag{Name: "settings-out", Usage: "write the settings JSON to `FILE` (for maillab diagnose --settings and other tools)", EnvVars: []string{"MAILLAB_SETTINGS_OUT"}, Destination: &o.settingsOut, TakesFile: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the settings JSON instead of the settings for a person", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the transcript of client sessions (it is still in lab.log)", EnvVars: []string{"MAILLAB_QUIET"}, Destination: &o.quiet},
+		&cli.StringFlag{Name: "quota", Value: "256MiB", Usage: "mail `SIZE` each account may hold (0: unlimited); over it SMTP says 552 5.2.2 and IMAP APPEND NO [OVERQUOTA]", EnvVars: []string{"MAILLAB_QUOTA"}, Destination: &o.quota},
+		&cli.StringFlag{Name: "max-message-size", Value: "25MiB", Usage: "largest message `SIZE`, the same for SMTP (SIZE) and IMAP APPEND (APPENDLIMIT; 0: unlimited)", EnvVars: []string{"MAILLAB_MAX_MESSAGE_SIZE"}, Destination: &o.maxMessageSize},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "`LEVEL` of diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
 		&cli.IntFlag{Name: "log-max-size", Value: transcript.DefaultMaxBytes >> 20, Usage: "rotate lab.log when it reaches `MIB` mebibytes (0: never)", EnvVars: []string{"MAILLAB_LOG_MAX_SIZE"}, Destination: &o.logMaxMiB},
 		&cli.IntFlag{Name: "log-keep", Value: transcript.DefaultKeep, Usage: "keep `N` rotated lab.log files (lab.log.1 is the newest; 0: keep none)", EnvVars: []string{"MAILLAB_LOG_KEEP"}, Destination: &o.logKeep},
+		&cli.IntFlag{Name: "max-connections-per-client", Value: lab.DefaultMaxConnectionsPerClient, Usage: "`N` connections one client IP address may hold at once over all ports (Postfix's smtpd_client_connection_count_limit); more get 421 4.7.0, * BYE [LIMIT] or -ERR [SYS/TEMP]; -1: no limit", EnvVars: []string{"MAILLAB_MAX_CONNECTIONS_PER_CLIENT"}, Destination: &o.maxConnsPerClient, Category: "Limits"},
+		&cli.IntFlag{Name: "max-connections", Value: lab.DefaultMaxConnections, Usage: "`N` connections all clients together may hold at once; -1: no limit", EnvVars: []string{"MAILLAB_MAX_CONNECTIONS"}, Destination: &o.maxConns, Category: "Limits"},
+		&cli.DurationFlag{Name: "smtp-timeout", Value: lab.DefaultSMTPTimeout, Usage: "`DURATION` an SMTP command line may take to arrive, waiting included (RFC 5321 §4.5.3.2); then 421 4.4.2", EnvVars: []string{"MAILLAB_SMTP_TIMEOUT"}, Destination: &o.smtpTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "smtp-data-timeout", Value: lab.DefaultSMTPDataTimeout, Usage: "`DURATION` the message after DATA may take to arrive (RFC 5321 §4.5.3.2.6); then 421 4.4.2", EnvVars: []string{"MAILLAB_SMTP_DATA_TIMEOUT"}, Destination: &o.smtpDataTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "imap-command-timeout", Value: lab.DefaultIMAPCommandTimeout, Usage: "`DURATION` IMAP waits for a command before login, and for the rest of any command once begun", EnvVars: []string{"MAILLAB_IMAP_COMMAND_TIMEOUT"}, Destination: &o.imapCommandTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "imap-idle-timeout", Value: lab.DefaultIMAPIdleTimeout, Usage: "IMAP autologout `DURATION` after login (RFC 9051 §5.4: at least 30m)", EnvVars: []string{"MAILLAB_IMAP_IDLE_TIMEOUT"}, Destination: &o.imapIdleTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "pop3-timeout", Value: lab.DefaultPOP3Timeout, Usage: "POP3 autologout `DURATION`: a command line must arrive within it (RFC 1939 §3: at least 10m)", EnvVars: []string{"MAILLAB_POP3_TIMEOUT"}, Destination: &o.pop3Timeout, Category: "Limits"},
 	}
+}
+
+// limits checks the limit flags and copies them into opts.
+func (o *labOptions) limits(opts *lab.Options) error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max-connections-per-client", o.maxConnsPerClient}, {"max-connections", o.maxConns}} {
+		if f.v == 0 || f.v < -1 {
+			return usageErrorf("--%s %d: want a positive number of connections, or -1 for no limit", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"smtp-timeout", o.smtpTimeout}, {"smtp-data-timeout", o.smtpDataTimeout}, {"imap-command-timeout", o.imapCommandTimeout}, {"imap-idle-timeout", o.imapIdleTimeout}, {"pop3-timeout", o.pop3Timeout}} {
+		if f.v <= 0 {
+			return usageErrorf("--%s %s: want a positive duration such as 30s or 10m", f.name, f.v)
+		}
+	}
+	opts.MaxConnectionsPerClient = o.maxConnsPerClient
+	opts.MaxConnections = o.maxConns
+	opts.SMTPTimeout = o.smtpTimeout
+	opts.SMTPDataTimeout = o.smtpDataTimeout
+	opts.IMAPCommandTimeout = o.imapCommandTimeout
+	opts.IMAPIdleTimeout = o.imapIdleTimeout
+	opts.POP3Timeout = o.pop3Timeout
+	return nil
 }
 
 // labOpts turns flags into lab.Options; errors name the flag.
@@ -65,6 +112,14 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		return opts, err
 	}
 	ports, err := parsePorts(c.StringSlice("port"))
+	if err != nil {
+		return opts, err
+	}
+	quota, err := parseSize("quota", o.quota)
+	if err != nil {
+		return opts, err
+	}
+	maxSize, err := parseSize("max-message-size", o.maxMessageSize)
 	if err != nil {
 		return opts, err
 	}
@@ -92,6 +147,8 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		Advertise:        o.advertise,
 		Ports:            ports,
 		StandardPorts:    o.standardPorts,
+		Quota:            orUnlimited(quota),
+		MaxMessageSize:   orUnlimited(maxSize),
 		Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		LogMaxBytes:      int64(o.logMaxMiB) << 20,
 		LogKeep:          o.logKeep,
@@ -103,10 +160,22 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 	if o.logKeep == 0 {
 		opts.LogKeep = -1
 	}
+	if err := o.limits(&opts); err != nil {
+		return opts, err
+	}
 	if !o.quiet && !o.json {
 		opts.Transcript = transcript.NewTextSink(stdout)
 	}
 	return opts, nil
+}
+
+// orUnlimited maps a flag's 0 ("unlimited") to lab.Options' -1 (its 0
+// means the default).
+func orUnlimited(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
