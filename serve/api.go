@@ -168,6 +168,8 @@ func decodeBody(r *http.Request, v any) error {
 		switch {
 		case errors.As(err, &te):
 			return errorf(http.StatusBadRequest, te.Field, "%s: want %s, got %s", te.Field, te.Type, te.Value)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return errorf(http.StatusBadRequest, "", "body is not JSON: it ends inside a value")
 		case errors.As(err, &se):
 			return errorf(http.StatusBadRequest, "", "body is not JSON: %v (offset %d)", err, se.Offset)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -237,6 +239,9 @@ func lookupScenario(name, field string) (*scenarios.Scenario, error) {
 	}
 	return sc, nil
 }
+
+// healthyScenario is what POST /labs with {} starts.
+const healthyScenario = "healthy"
 
 // createRequest is the body of POST /api/v1/labs.
 type createRequest struct {
@@ -312,6 +317,15 @@ func (s *Server) createLab(w http.ResponseWriter, r *http.Request) error {
 			return yamlError("scenario_yaml", err)
 		}
 		rec.Scenario, rec.ScenarioYAML = sc.Name, req.ScenarioYAML
+	default:
+		// A healthy lab is the catalog's "healthy" scenario: the customer
+		// has correct settings (one account, submission and IMAPS), so
+		// settings.json and diagnose mean the same as for any scenario.
+		var err error
+		if sc, err = scenarios.Lookup(healthyScenario); err != nil {
+			return err
+		}
+		rec.Scenario = sc.Name
 	}
 	for name, p := range req.Ports {
 		if p < 0 || p > 65535 {
@@ -673,4 +687,3 @@ func (s *Server) diagnose(w http.ResponseWriter, r *http.Request) error {
 	w.Write(data)
 	return nil
 }
-
