@@ -39,39 +39,52 @@ func errorf(status int, field, format string, args ...any) *apiError {
 // /metrics and the console entry point /.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, s.metrics.instrument(pattern, s.authenticated(s.errors(h))))
+	for _, rt := range s.routes() {
+		pattern := rt.Method + " " + rt.Path
+		mux.Handle(pattern, s.metrics.instrument(pattern, s.authenticated(s.errors(rt.Handle))))
 	}
-	api("GET /api/v1/scenarios", s.listScenarios)
-	api("GET /api/v1/scenarios/{name}", s.showScenario)
-	api("GET /api/v1/faults", s.listFaultTypes)
-	api("GET /api/v1/labs", s.listLabs)
-	api("POST /api/v1/labs", s.createLab)
-	api("GET /api/v1/labs/{id}", s.getLab)
-	api("DELETE /api/v1/labs/{id}", s.deleteLab)
-	api("GET /api/v1/labs/{id}/ca.pem", s.caPEM)
-	api("GET /api/v1/labs/{id}/settings.json", s.settingsJSON)
-	api("GET /api/v1/labs/{id}/transcript", s.transcript)
-	api("GET /api/v1/labs/{id}/events", s.events)
-	api("GET /api/v1/labs/{id}/faults", s.listFaults)
-	api("POST /api/v1/labs/{id}/faults", s.addFault)
-	api("DELETE /api/v1/labs/{id}/faults/{fid}", s.removeFault)
-	api("GET /api/v1/labs/{id}/messages", s.listMessages)
-	api("DELETE /api/v1/labs/{id}/messages", s.clearMessages)
-	api("GET /api/v1/labs/{id}/messages/{mid}", s.getMessage)
-	api("GET /api/v1/labs/{id}/messages/{mid}/raw", s.rawMessage)
-	api("DELETE /api/v1/labs/{id}/messages/{mid}", s.deleteMessage)
-	api("POST /api/v1/labs/{id}/diagnose", s.diagnose)
-	api("GET /api/v1/openapi.json", s.openAPI)
-	api("/api/", func(w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("/api/", s.authenticated(s.errors(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "", "no endpoint %s %s (GET /api/v1/openapi.json lists them)", r.Method, r.URL.Path)
-	})
+	})))
 	mux.Handle("GET /metrics", s.authenticated(s.metrics.handler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "labs": len(s.list())})
 	})
 	mux.HandleFunc("GET /{$}", s.console)
 	return mux
+}
+
+// route is one API endpoint; the OpenAPI document lists exactly these
+// (a test checks both ways).
+type route struct {
+	Method, Path string
+	Handle       func(w http.ResponseWriter, r *http.Request) error
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"GET", "/api/v1/scenarios", s.listScenarios},
+		{"GET", "/api/v1/scenarios/{name}", s.showScenario},
+		{"GET", "/api/v1/faults", s.listFaultTypes},
+		{"GET", "/api/v1/labs", s.listLabs},
+		{"POST", "/api/v1/labs", s.createLab},
+		{"GET", "/api/v1/labs/{id}", s.getLab},
+		{"DELETE", "/api/v1/labs/{id}", s.deleteLab},
+		{"GET", "/api/v1/labs/{id}/ca.pem", s.caPEM},
+		{"GET", "/api/v1/labs/{id}/settings.json", s.settingsJSON},
+		{"GET", "/api/v1/labs/{id}/transcript", s.transcript},
+		{"GET", "/api/v1/labs/{id}/events", s.events},
+		{"GET", "/api/v1/labs/{id}/faults", s.listFaults},
+		{"POST", "/api/v1/labs/{id}/faults", s.addFault},
+		{"DELETE", "/api/v1/labs/{id}/faults/{fid}", s.removeFault},
+		{"GET", "/api/v1/labs/{id}/messages", s.listMessages},
+		{"DELETE", "/api/v1/labs/{id}/messages", s.clearMessages},
+		{"GET", "/api/v1/labs/{id}/messages/{mid}", s.getMessage},
+		{"GET", "/api/v1/labs/{id}/messages/{mid}/raw", s.rawMessage},
+		{"DELETE", "/api/v1/labs/{id}/messages/{mid}", s.deleteMessage},
+		{"POST", "/api/v1/labs/{id}/diagnose", s.diagnose},
+		{"GET", "/api/v1/openapi.json", s.openAPI},
+	}
 }
 
 // authenticated requires the token as "Authorization: Bearer TOKEN" or as

@@ -45,7 +45,7 @@ type FaultSpec struct {
 	Params map[string]any `json:"params,omitempty"`
 	// Origin is "scenario" for a fault the scenario applied, "api" for one
 	// added at runtime.
-	Origin string `json:"origin"`
+	Origin string `json:"origin,omitempty"`
 }
 
 // build validates the spec and returns the fault.

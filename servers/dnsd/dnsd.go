@@ -68,21 +68,14 @@ func New(cfg Config) (*Server, error) {
 		}
 		zones[strings.ToLower(dns.Fqdn(name))] = z
 	}
-	// go-mockdns binds a TCP port and then UDP on the same number, which
-	// fails now and then when that UDP port is taken; try again.
-	var mock *mockdns.Server
-	var err error
-	for attempt := 0; attempt < 8; attempt++ {
-		if mock, err = mockdns.NewServerWithLogger(zones, discardLogger{}, true); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dns zone server: %w", err)
-	}
-	// go-mockdns starts its own listeners; the lab serves the same handler
-	// on sockets it chose, so those are closed at once.
-	mock.Close()
+	// go-mockdns's constructor binds and serves sockets of its own in
+	// goroutines; closing them at once raced with their start (miekg/dns
+	// refuses to shut down a server that has not started) and leaked two
+	// sockets and two goroutines per lab. The lab serves the handler on
+	// sockets it chose, so the server is built without any: the zero
+	// Server with its resolver's zones set answers through ServeDNS.
+	mock := &mockdns.Server{Log: discardLogger{}, Authoritative: true}
+	mock.Resolver().Zones = zones
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
