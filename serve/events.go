@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/maillab/maillab/lab"
 	"github.com/maillab/maillab/servers/transcript"
 )
 
@@ -17,6 +18,7 @@ const (
 	EventSession    = "session"    // the lab noted something (connect, TLS)
 	EventDelivery   = "delivery"   // a message was stored
 	EventLab        = "lab"        // the lab started, restarted, stopped
+	EventAuth       = "auth"       // a login refused, with the reason
 )
 
 // Event is one line of a lab's live feed (the SSE data and the transcript
@@ -43,6 +45,8 @@ func eventKind(e transcript.Entry) string {
 		return EventDNS
 	case e.Dir == transcript.Event && strings.HasPrefix(e.Text, "fault"):
 		return EventFault
+	case e.Dir == transcript.Event && strings.HasPrefix(e.Text, lab.RefusalPrefix):
+		return EventAuth
 	case e.Dir == transcript.Event:
 		return EventSession
 	}

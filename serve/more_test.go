@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -176,6 +177,9 @@ func TestEventsAndRuntimeFault(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 535 {
 		t.Fatalf("login after password-changed = %v, want 535", err)
 	}
+	events.waitFor(t, "refused login", func(k string, ev Event) bool {
+		return k == EventAuth && ev.Service == "submission" && strings.HasPrefix(ev.Text, "login refused: invalid credentials")
+	})
 	ts.must(http.StatusOK, "DELETE", "/api/v1/labs/"+l.ID+"/faults/f1", nil, &change)
 	if len(change.Faults) != 0 || !change.Restarted {
 		t.Errorf("remove fault = %+v", change)
@@ -347,6 +351,47 @@ func TestSecondProviderScenariosRunTogether(t *testing.T) {
 				t.Fatalf("%s #%d: primary provider: %v", name, i, err)
 			}
 			c.Close()
+		}
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	l := ts.create(map[string]any{})
+	pool, _ := ts.caPool(l.ID)
+	if err := submit(t, l.Settings, pool, "bob@example.test", "counted"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(ts.http.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz = %d without a token, want 200", resp.StatusCode)
+	}
+	if resp, err := http.Get(ts.http.URL + "/metrics"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token = %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	req, _ := http.NewRequest("GET", ts.http.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+ts.srv.Token())
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"maillab_labs_running 1",
+		`maillab_sessions_total{service="submission"} 1`,
+		"maillab_messages_stored_total 1",
+		`maillab_api_request_duration_seconds_count{code="Created",route="POST /api/v1/labs"} 1`,
+		"maillab_events_dropped_total 0",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 }
