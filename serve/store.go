@@ -40,7 +40,7 @@ type Store struct {
 // migrations it lacks.
 func OpenStore(dir string) (*Store, error) {
 	path := filepath.Join(dir, "maillab.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)")
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
