@@ -50,11 +50,13 @@ const DefaultDomain = "example.test"
 var StandardPorts = map[string]int{
 	"smtp": 25, "submission": 587, "submissions": 465,
 	"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995, "dns": 53,
+	"http": 80, "https": 443,
 }
 
 // PortNames lists the names Options.Ports accepts: the services of the
-// settings JSON and "dns".
-func PortNames() []string { return append(settings.ServiceNames(), "dns") }
+// settings JSON, "dns", and "http" and "https" (the account set-up
+// documents).
+func PortNames() []string { return append(settings.ServiceNames(), "dns", "http", "https") }
 
 // Options configures New. The zero value is a lab for example.test on
 // 127.0.0.1 with free ports, in-memory mail, and the users alice and bob
@@ -82,8 +84,9 @@ type Options struct {
 	// Ports fixes the port of a service (names from PortNames); 0 or
 	// absent picks a free port.
 	Ports map[string]int
-	// StandardPorts binds 25, 587, 465, 143, 993, 110, 995 and 53 (Ports
-	// still wins). Binding ports below 1024 needs root or
+	// StandardPorts binds 25, 587, 465, 143, 993, 110, 995, 53, 80 and 443
+	// (Ports still wins), so a real client whose DNS is the lab's finds
+	// the set-up documents where it looks for them. Binding ports below 1024 needs root or
 	// CAP_NET_BIND_SERVICE.
 	StandardPorts bool
 	// Accounts replaces the default users. The domain of each email must

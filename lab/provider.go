@@ -44,6 +44,9 @@ type Provider struct {
 	// Services by name; Order lists them in settings order.
 	Services map[string]*Service
 	Order    []string
+	// Setup publishes the provider's configuration for mail clients'
+	// account wizards (autoconfig, Autodiscover) on its web ports.
+	Setup *Setup
 }
 
 // Network says what a service's port does with a connection attempt.
@@ -153,7 +156,11 @@ func (l *Lab) newProvider(spec providerSpec) (*Provider, error) {
 			p.AdvertisedIP = "127.0.0.1"
 		}
 	}
-	leafSpec := pki.LeafSpec{DNSNames: p.Hosts, Organization: "maillab", IPs: []net.IP{net.ParseIP(p.AdvertisedIP)}}
+	if err := p.bindSetup(l, spec.Ports); err != nil {
+		return nil, err
+	}
+	names := append(append([]string(nil), p.Hosts...), p.Setup.Hosts...)
+	leafSpec := pki.LeafSpec{DNSNames: names, Organization: "maillab", IPs: []net.IP{net.ParseIP(p.AdvertisedIP)}}
 	leaf, err := l.CA.Issue(leafSpec)
 	if err != nil {
 		return nil, err
@@ -200,6 +207,7 @@ func (l *Lab) AddProvider(domain, ip string, accounts []settings.Account) (*Prov
 	for name, svc := range l.Primary.Services {
 		ports[name] = svc.Port
 	}
+	ports["http"], ports["https"] = l.Primary.Setup.HTTPPort, l.Primary.Setup.HTTPSPort
 	p, err := l.newProvider(providerSpec{Domain: domain, IP: ip, Accounts: accounts, Store: store, Ports: ports})
 	if err != nil {
 		return nil, fmt.Errorf("add provider %s on %s: %w", domain, ip, err)
@@ -209,9 +217,10 @@ func (l *Lab) AddProvider(domain, ip string, accounts []settings.Account) (*Prov
 	return p, nil
 }
 
-// addZones adds the provider's A, MX and RFC 6186/8314 SRV records.
+// addZones adds the provider's A, MX and RFC 6186/8314 SRV records, and
+// the A records of its account set-up hosts.
 func (p *Provider) addZones(zones map[string]dnsd.Zone) {
-	for _, h := range p.Hosts {
+	for _, h := range append(append([]string(nil), p.Hosts...), p.Setup.Hosts...) {
 		z := zones[dns.Fqdn(h)]
 		z.A = append(z.A, p.AdvertisedIP)
 		zones[dns.Fqdn(h)] = z
@@ -245,6 +254,7 @@ func (p *Provider) settings(l *Lab) *settings.Settings {
 		svc := p.Services[name]
 		s.Services[name] = settings.Service{Host: svc.Host, Address: p.AdvertisedIP, Port: svc.Port, Security: svc.Security}
 	}
+	s.Discovery = p.Setup.settings(p.Domain)
 	return s
 }
 

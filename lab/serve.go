@@ -33,7 +33,7 @@ func (l *Lab) startProvider(p *Provider) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return nil
+	return l.startSetup(p)
 }
 
 func (l *Lab) startService(svc *Service) error {

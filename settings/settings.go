@@ -129,6 +129,9 @@ type Settings struct {
 	Accounts []Account `json:"accounts"`
 	// Services maps a service name (see Services) to where it is reached.
 	Services map[string]Service `json:"services"`
+	// Discovery says where the provider publishes its configuration for
+	// mail clients' account set-up; nil when unknown.
+	Discovery *Discovery `json:"discovery,omitempty"`
 	// Client holds limits of the mail client being reproduced; nil means a
 	// modern client.
 	Client *Client `json:"client,omitempty"`
@@ -157,6 +160,22 @@ type Service struct {
 	Port int `json:"port"`
 	// Security is one of SecurityModes.
 	Security string `json:"security"`
+}
+
+// Discovery lists a provider's account set-up documents (what a mail
+// client's wizard fetches before it connects).
+type Discovery struct {
+	// Autoconfig is the Mozilla autoconfig URL (clientConfig 1.1),
+	// e.g. https://autoconfig.example.test/mail/config-v1.1.xml.
+	Autoconfig string `json:"autoconfig,omitempty"`
+	// WellKnown is the domain's well-known autoconfig URL.
+	WellKnown string `json:"well_known,omitempty"`
+	// Autodiscover is the Microsoft Autodiscover (POX) URL clients POST to.
+	Autodiscover string `json:"autodiscover,omitempty"`
+	// HTTPPort and HTTPSPort are the ports of the set-up web server on
+	// the provider's address; 0 when unknown.
+	HTTPPort  int `json:"http_port,omitempty"`
+	HTTPSPort int `json:"https_port,omitempty"`
 }
 
 // Client describes the limits of the mail client being reproduced.

@@ -71,6 +71,13 @@ func printSettings(w io.Writer, s *settings.Settings) {
 	if s.Resolver != "" {
 		fmt.Fprintf(w, "DNS server: %s (dig @%s -p %s mail.%s)\n", s.Resolver, hostOf(s.Resolver), portOf(s.Resolver), s.Domain)
 	}
+	if d := s.Discovery; d != nil {
+		fmt.Fprintln(w, "Account set-up documents (what a client's wizard looks up; names resolve through the lab's DNS):")
+		fmt.Fprintf(w, "  Thunderbird autoconfig: %s\n", d.Autoconfig)
+		fmt.Fprintf(w, "                          %s\n", d.WellKnown)
+		fmt.Fprintf(w, "  Outlook Autodiscover:   %s (POST)\n", d.Autodiscover)
+		fmt.Fprintf(w, "  also over plain HTTP on port %d; SRV records: _imaps._tcp.%s and the others of RFC 6186/8314\n", d.HTTPPort, s.Domain)
+	}
 	if len(hosts) > 0 {
 		var pairs []string
 		for h, a := range hosts {
