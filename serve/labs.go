@@ -239,7 +239,8 @@ func (m *managedLab) stop() error {
 	return err
 }
 
-// labPorts lists the primary provider's ports and the DNS port.
+// labPorts lists the primary provider's ports, the DNS port and the
+// set-up web ports: everything a rebuild or restart must bind again.
 func labPorts(l *lab.Lab) map[string]int {
 	ports := map[string]int{}
 	for name, svc := range l.Primary.Services {
@@ -247,6 +248,10 @@ func labPorts(l *lab.Lab) map[string]int {
 	}
 	if _, p, err := net.SplitHostPort(l.DNSAddr); err == nil {
 		ports["dns"], _ = strconv.Atoi(p)
+	}
+	if s := l.Primary.Setup; s != nil {
+		// The account set-up web ports (autoconfig, Autodiscover).
+		ports["http"], ports["https"] = s.HTTPPort, s.HTTPSPort
 	}
 	return ports
 }
