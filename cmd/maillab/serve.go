@@ -118,7 +118,6 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) er
 		return usageErrorf("--listen %s: %v", o.listen, err)
 	}
 	defer ln.Close()
-	fmt.Fprintf(stderr, "maillab serve: data in %s (labs are restored from it)\n", o.data)
 	srv, err := serve.New(serve.Options{
 		DataDir:          o.data,
 		MaxLabs:          o.maxLabs,
@@ -131,6 +130,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) er
 		return usageErrorf("--data %s: %v", o.data, err)
 	}
 	defer srv.Close()
+	fmt.Fprintf(stderr, "maillab serve: data in %s (labs are restored from it)\n", o.data)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
