@@ -88,16 +88,16 @@ func (p *prober) probeCandidate(ctx context.Context, c candidate) *altResult {
 		}
 		addrs = hr.Addrs
 	}
-	conn, _, err := p.dial(ctx, c.host, addrs, c.port, p.cfg.Timeout)
+	conn, _, err := p.dial(ctx, c.host, addrs, c.port, p.cfg.ConnectTimeout)
 	if err != nil {
 		return nil
 	}
 	defer conn.Close()
-	s := newSession(ctx, conn, p.cfg.Timeout)
+	s := newSession(ctx, conn, p.cfg.ConnectTimeout)
 	defer s.stop()
 	how := "plaintext"
 	if c.security == settings.SecurityTLS {
-		h := handshake(ctx, conn, c.host, wideParams, p.cfg.Timeout)
+		h := handshake(ctx, conn, c.host, wideParams, p.cfg.ConnectTimeout)
 		if !h.ok() {
 			return nil
 		}

@@ -182,6 +182,16 @@ var sendRules = []rule{
 	// banned sending IP"; Gmail "The IP you're using to send mail is not
 	// authorized to send email directly to our servers".
 	{name: "blocklist-text", text: re(`blocked using|block ?list|black ?list|deny ?list|\brbl\b|dnsbl|spamhaus|spamcop|barracudacentral|sorbs|is listed|listed (at|on|in|by)|client host rejected|banned sending ip|your ip|ip address.{0,40}(blocked|rejected|not allowed|listed|block)|not authorized to send.{0,30}directly|poor reputation|(bad|low) reputation|access denied.{0,30}(ip|network)|traffic not accepted from this ip`), code: rootcause.SMTPClientBlocked, meaning: "the server refuses this computer's IP address"},
+	// The sender refused. Postfix reject_sender_login_mismatch "553 5.7.1
+	// <x@y>: Sender address rejected: not owned by user z" (usually at
+	// RCPT: smtpd_delay_reject) and reject_unknown_sender_domain "450 4.1.8
+	// <x@y>: Sender address rejected: Domain not found"; Exchange Online
+	// "550 5.7.60 SMTP; Client does not have permissions to send as this
+	// sender"; "550 5.7.27 mailfrom domain not configured for mail"; RFC
+	// 3463 X.1.7/X.1.8 (bad sender's mailbox / system address), RFC 7505
+	// X.7.27 (sender address has null MX); Exim "Sender verify failed".
+	{name: "sender-text", stages: []stage{stageMail, stageRcpt}, text: re(`sender address rejected|not owned by (user|you)|send as this sender|permissions? to send as|not (allowed|authorized|authorised|permitted) to send (as|from|on behalf)|mail ?from domain not configured|sender (domain|address) (not found|unknown|not configured|does not exist|must exist)|sender verify failed`), code: rootcause.SMTPSenderRejected, meaning: "the server refuses the sender address (not one this login may send as, or its domain is not accepted)"},
+	{name: "sender-enhanced", stages: []stage{stageMail, stageRcpt}, enhanced: []string{"1.7", "1.8", "7.60", "7.27"}, code: rootcause.SMTPSenderRejected, meaning: "the server refuses the sender address (RFC 3463 X.1.7/X.1.8, X.7.27, Exchange 5.7.60)"},
 	// Postfix "554 5.7.1 <x@y>: Relay access denied"; Exchange "550 5.7.1
 	// Unable to relay", "530 5.7.57 Client not authenticated to send mail";
 	// qmail "553 sorry, that domain isn't in my list of allowed
@@ -189,7 +199,7 @@ var sendRules = []rule{
 	// ... Relaying denied".
 	{name: "relay-text", text: re(`relay(ing)? (access )?(denied|not permitted|not allowed|prohibited|refused)|unable to relay|not permitted to relay|we do not relay|allowed rcpthosts|relay not permitted|no relaying`), code: rootcause.SMTPRelayDenied, meaning: "the server refuses to relay mail for this client"},
 	{name: "auth-required", stages: []stage{stageMail, stageRcpt, stageData}, enhanced: []string{"7.57"}, code: rootcause.SMTPRelayDenied, meaning: "the server accepts mail only from logged-in clients"},
-	{name: "auth-required-text", stages: []stage{stageMail, stageRcpt, stageData}, text: re(`auth(entication)? (is )?required|not authenticated|must (be )?authenticate|authenticate first|not logged in|log ?in first|sender address rejected: not owned`), code: rootcause.SMTPRelayDenied, meaning: "the server accepts mail only from logged-in clients"},
+	{name: "auth-required-text", stages: []stage{stageMail, stageRcpt, stageData}, text: re(`auth(entication)? (is )?required|not authenticated|must (be )?authenticate|authenticate first|not logged in|log ?in first`), code: rootcause.SMTPRelayDenied, meaning: "the server accepts mail only from logged-in clients"},
 	{name: "mail-530", stages: []stage{stageMail, stageRcpt}, codes: []int{530}, code: rootcause.SMTPRelayDenied, meaning: "the server accepts mail only from logged-in clients"},
 	// RFC 3463 X.6.x (message content or media); amavis/ClamAV "554
 	// 5.7.0 Reject, id=... - INFECTED"; Exim "550 This message contains

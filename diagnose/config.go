@@ -13,6 +13,7 @@
 package diagnose
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -26,8 +27,27 @@ import (
 	"github.com/maillab/maillab/settings"
 )
 
-// DefaultTimeout is the per-connection wait of Config.Timeout's zero value.
-const DefaultTimeout = 3 * time.Second
+// Default waits (docs/diagnose-timing.md gives the sources).
+const (
+	// DefaultConnectTimeout bounds a TCP connect (and a DNS query): a
+	// firewall that drops packets is named in about this time.
+	DefaultConnectTimeout = 3 * time.Second
+	// DefaultReplyTimeout bounds each wait for the server's answer (a
+	// greeting, a TLS handshake, a command's reply, a write of the
+	// message): what common mail clients wait before they give up.
+	// Outlook's default server timeout is 1 minute; Thunderbird waits
+	// 100 s (mailnews.tcptimeout). The shorter one is taken, so that
+	// SERVER_SLOW means at least one common client gives up.
+	DefaultReplyTimeout = 60 * time.Second
+	// DefaultSlowReply is the wait above which a reply that did arrive in
+	// time is reported as a finding with its delay.
+	DefaultSlowReply = time.Second
+)
+
+// DefaultTimeout is the old single timeout's default.
+//
+// Deprecated: use DefaultConnectTimeout and DefaultReplyTimeout.
+const DefaultTimeout = DefaultConnectTimeout
 
 // Service is one service to probe.
 type Service struct {
@@ -91,8 +111,22 @@ type Config struct {
 	MessageFile string
 	// Message is the message to send when MessageFile is empty.
 	Message []byte
-	// Timeout bounds each connect and each wait for a reply; 0 means
-	// DefaultTimeout.
+	// ConnectTimeout bounds each TCP connect and DNS query; 0 means
+	// Timeout, or DefaultConnectTimeout when that is 0 too.
+	ConnectTimeout time.Duration
+	// ReplyTimeout bounds each wait for the server: the greeting, a TLS
+	// handshake, a command's reply, each write of the message. A reply
+	// within it is never the root cause; 0 means Timeout, or
+	// DefaultReplyTimeout when that is 0 too.
+	ReplyTimeout time.Duration
+	// SlowReply is the wait above which a reply that arrived within
+	// ReplyTimeout is reported as a finding with the measured delay; 0
+	// means DefaultSlowReply, or ReplyTimeout/3 if that is smaller.
+	SlowReply time.Duration
+	// Timeout is the old single timeout: it sets ConnectTimeout and
+	// ReplyTimeout where they are 0.
+	//
+	// Deprecated: set ConnectTimeout and ReplyTimeout.
 	Timeout time.Duration
 	// AllowPlaintext permits sending the password over a connection that
 	// is not encrypted.
@@ -260,11 +294,22 @@ var supportedMechs = []string{"PLAIN", "LOGIN", "CRAM-MD5"}
 func (cfg Config) normalize() (Config, error) {
 	c := cfg
 	c.Services = slices.Clone(cfg.Services)
-	if c.Timeout < 0 {
-		return c, usageErr("--timeout", "negative timeout %s", c.Timeout)
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--timeout", c.Timeout}, {"--connect-timeout", c.ConnectTimeout}, {"--reply-timeout", c.ReplyTimeout}, {"slow reply", c.SlowReply}} {
+		if t.d < 0 {
+			return c, usageErr(t.flag, "negative timeout %s", t.d)
+		}
 	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = cmp.Or(c.Timeout, DefaultConnectTimeout)
+	}
+	if c.ReplyTimeout == 0 {
+		c.ReplyTimeout = cmp.Or(c.Timeout, DefaultReplyTimeout)
+	}
+	if c.SlowReply == 0 {
+		c.SlowReply = min(DefaultSlowReply, c.ReplyTimeout/3)
 	}
 	if c.TLSAttempts <= 0 {
 		c.TLSAttempts = 3

@@ -104,7 +104,7 @@ func TestNormalize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Services[0].Port != 993 || c.Services[0].Security != "tls" || c.Timeout != DefaultTimeout || c.Domain != "example.test" {
+	if c.Services[0].Port != 993 || c.Services[0].Security != "tls" || c.ConnectTimeout != DefaultConnectTimeout || c.ReplyTimeout != DefaultReplyTimeout || c.SlowReply != DefaultSlowReply || c.Domain != "example.test" {
 		t.Errorf("defaults not filled: %+v", c.Services[0])
 	}
 	bad := []struct {

@@ -28,7 +28,14 @@ type runEnv struct {
 
 	hostsMu sync.Mutex
 	hosts   map[string]*hostLookup
+
+	// caller is the context Run was given: once it is done, the run was
+	// interrupted, and failures from then on are not the server's.
+	caller context.Context
 }
+
+// interrupted reports whether the caller cancelled the run.
+func (e *runEnv) interrupted() bool { return e.caller != nil && e.caller.Err() != nil }
 
 type hostLookup struct {
 	once sync.Once

@@ -558,6 +558,14 @@ func TestSendFailures(t *testing.T) {
 				cfg.SendTo = "bob@elsewhere.test"
 				return cfg
 			}},
+		{name: "sender not owned by the login", want: rootcause.SMTPSenderRejected, evidence: "not owned by user",
+			setup: func(t *testing.T, l *lab) Config {
+				return l.config(smtpOn(t, l, &smtpFake{rcptReply: "553 5.7.1 <info@example.test>: Sender address rejected: not owned by user alice@example.test"}))
+			}},
+		{name: "sender domain not found", want: rootcause.SMTPSenderRejected, evidence: "Domain not found",
+			setup: func(t *testing.T, l *lab) Config {
+				return l.config(smtpOn(t, l, &smtpFake{mailReply: "450 4.1.8 <alice@example.con>: Sender address rejected: Domain not found"}))
+			}},
 		{name: "blocklisted", want: rootcause.SMTPClientBlocked, evidence: "spamhaus",
 			setup: func(t *testing.T, l *lab) Config {
 				return l.config(smtpOn(t, l, &smtpFake{rcptReply: "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org"}))

@@ -45,7 +45,6 @@ func (p *prober) imapCapabilities(s *session, fromGreeting bool) ([]string, bool
 	resp, untagged, err := s.imapCmd("CAPABILITY")
 	if err != nil {
 		p.sessionFailed(st, "CAPABILITY", err)
-		p.skipRest("no capabilities", p.afterCaps()...)
 		return nil, false
 	}
 	var caps []string
@@ -60,7 +59,6 @@ func (p *prober) imapCapabilities(s *session, fromGreeting bool) ([]string, bool
 	if resp.Status != "OK" {
 		v := classifyIMAP(stageGreeting, resp)
 		st.fail(v.code, resp.Raw, "the server refused CAPABILITY: "+v.meaning, "")
-		p.skipRest("no capabilities", p.afterCaps()...)
 		return nil, false
 	}
 	st.pass(strings.Join(caps, " "))
@@ -82,7 +80,6 @@ func (p *prober) imapStartTLS(ctx context.Context, s *session, caps []string) ([
 	resp, _, err := s.imapCmd("STARTTLS")
 	if err != nil {
 		p.sessionFailed(st, "STARTTLS", err)
-		p.skipRest("no TLS", p.laterSteps()...)
 		return caps, false
 	}
 	if resp.Status != "OK" {
@@ -101,7 +98,6 @@ func (p *prober) imapStartTLS(ctx context.Context, s *session, caps []string) ([
 			v := classifyIMAP(stageGreeting, resp)
 			st2.fail(v.code, resp.Raw, "the server refused CAPABILITY after STARTTLS: "+v.meaning, "")
 		}
-		p.skipRest("no capabilities", p.laterSteps()...)
 		return caps, false
 	}
 	var newCaps []string
@@ -134,7 +130,6 @@ func (p *prober) imapLogin(ctx context.Context, s *session, caps []string) bool 
 	}
 	if plaintext && !loginOK && len(mechs) == 0 {
 		st.fail(rootcause.AuthRequiresTLS, "capabilities: "+strings.Join(caps, " "), "the server disables login without encryption (LOGINDISABLED, RFC 3501 §6.2.3)", "")
-		p.skipRest("no login", StepFetch)
 		return false
 	}
 	mech := chooseMech(mechs, p.cfg.AuthMechs)
@@ -142,7 +137,6 @@ func (p *prober) imapLogin(ctx context.Context, s *session, caps []string) bool 
 	if mech == "" && !useLogin {
 		if onlyOAuth(mechs) {
 			st.fail(rootcause.AuthBasicDisabled, "capabilities: "+strings.Join(caps, " "), "the server offers only OAuth2 logins (no password mechanism)", "")
-			p.skipRest("no login", StepFetch)
 			return false
 		}
 		offered := mechs
@@ -183,7 +177,6 @@ func (p *prober) imapLogin(ctx context.Context, s *session, caps []string) bool 
 func (p *prober) imapPlainProbe(st *stepRec, s *session, caps, mechs []string, loginOK bool) {
 	if !loginOK && !slices.Contains(mechs, "PLAIN") && !slices.Contains(mechs, "LOGIN") {
 		st.fail(rootcause.AuthRequiresTLS, "capabilities: "+strings.Join(caps, " "), "the server disables login without encryption (LOGINDISABLED, RFC 3501 §6.2.3)", "")
-		p.skipRest("no login", StepFetch)
 		return
 	}
 	accepted := ""
@@ -195,7 +188,6 @@ func (p *prober) imapPlainProbe(st *stepRec, s *session, caps, mechs []string, l
 			return
 		case err != nil:
 			p.sessionFailed(st, "AUTHENTICATE PLAIN", err)
-			p.skipRest("no login", StepFetch)
 			return
 		case resp.Tag == "+":
 			s.send("*")
@@ -208,7 +200,6 @@ func (p *prober) imapPlainProbe(st *stepRec, s *session, caps, mechs []string, l
 		default:
 			if v := classifyIMAP(stageAuth, resp); v.code == rootcause.AuthRequiresTLS {
 				st.fail(v.code, fmt.Sprintf("\"AUTHENTICATE PLAIN\" (no password sent) was answered %q", resp.Raw), "the server refused the login: "+v.meaning, "")
-				p.skipRest("no login", StepFetch)
 				return
 			}
 		}
@@ -228,12 +219,10 @@ func (p *prober) imapPlainProbe(st *stepRec, s *session, caps, mechs []string, l
 			return
 		case err != nil:
 			p.sessionFailed(st, "LOGIN "+user, err)
-			p.skipRest("no login", StepFetch)
 			return
 		}
 		if v := classifyIMAP(stageAuth, resp); v.code == rootcause.AuthRequiresTLS {
 			st.fail(v.code, fmt.Sprintf("\"LOGIN %s\" (no password sent) was answered %q", user, resp.Raw), "the server refused the login: "+v.meaning, "")
-			p.skipRest("no login", StepFetch)
 			return
 		}
 		if accepted == "" {
@@ -242,7 +231,6 @@ func (p *prober) imapPlainProbe(st *stepRec, s *session, caps, mechs []string, l
 	}
 	if accepted == "" {
 		st.fail(rootcause.AuthRequiresTLS, "capabilities: "+strings.Join(caps, " "), "the server offers no clear-text login", "")
-		p.skipRest("no login", StepFetch)
 		return
 	}
 	p.wouldAcceptPlaintext(st, accepted)

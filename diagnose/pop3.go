@@ -61,7 +61,6 @@ func (p *prober) pop3CAPA(s *session) (pop3Caps, bool) {
 	c, err := p.readCAPA(s)
 	if err != nil {
 		p.sessionFailed(st, "CAPA", err)
-		p.skipRest("no capabilities", p.afterCaps()...)
 		return c, false
 	}
 	if !c.known {
@@ -104,7 +103,6 @@ func (p *prober) pop3STLS(ctx context.Context, s *session, caps pop3Caps) (pop3C
 	stt, err := s.pop3Cmd("STLS")
 	if err != nil {
 		p.sessionFailed(st, "STLS", err)
-		p.skipRest("no TLS", p.laterSteps()...)
 		return caps, false
 	}
 	if !stt.OK {
@@ -122,7 +120,6 @@ func (p *prober) pop3STLS(ctx context.Context, s *session, caps pop3Caps) (pop3C
 	if err != nil {
 		st2 := p.begin(StepCapabilities)
 		p.sessionFailed(st2, "CAPA after STLS", err)
-		p.skipRest("no capabilities", p.laterSteps()...)
 		return caps, false
 	}
 	p.rep.Steps[st.idx].Evidence += "; CAPA after TLS: " + strings.Join(c.names(), ", ")
@@ -152,7 +149,6 @@ func (p *prober) pop3Login(ctx context.Context, s *session, caps pop3Caps) bool 
 	if mech == "" && !useUser {
 		if onlyOAuth(mechs) {
 			st.fail(rootcause.AuthBasicDisabled, "CAPA: "+strings.Join(caps.names(), ", "), "the server offers only OAuth2 logins (no password mechanism)", "")
-			p.skipRest("no login", StepFetch)
 			return false
 		}
 		offered := mechs
@@ -165,7 +161,6 @@ func (p *prober) pop3Login(ctx context.Context, s *session, caps pop3Caps) bool 
 				code = rootcause.AuthRequiresTLS
 			}
 			st.fail(code, "CAPA: "+strings.Join(caps.names(), ", "), "the server offers no way to log in on this connection", "")
-			p.skipRest("no login", StepFetch)
 			return false
 		}
 		p.mechMismatch(st, offered)
@@ -211,7 +206,6 @@ func (p *prober) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []
 	if caps.known && !userOK && len(mechs) == 0 {
 		st.fail(rootcause.AuthRequiresTLS, "CAPA: "+strings.Join(caps.names(), ", "),
 			"the server offers no login without encryption (CAPA lists neither USER nor SASL mechanisms)", "")
-		p.skipRest("no login", StepFetch)
 		return
 	}
 	accepted := ""
@@ -233,7 +227,6 @@ func (p *prober) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []
 			if stt, perr := wire.ParseStatus(line); perr == nil && !stt.OK {
 				if v := classifyPOP3(stageAuth, stt); v.code == rootcause.AuthRequiresTLS {
 					st.fail(v.code, fmt.Sprintf("\"AUTH PLAIN\" (no password sent) was answered %q", stt.Raw), "the server refused the login: "+v.meaning, "")
-					p.skipRest("no login", StepFetch)
 					return
 				}
 			}
@@ -244,7 +237,6 @@ func (p *prober) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []
 				return
 			}
 			p.sessionFailed(st, "AUTH PLAIN", err)
-			p.skipRest("no login", StepFetch)
 			return
 		}
 	}
@@ -255,7 +247,6 @@ func (p *prober) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []
 		}
 		st.fail(rootcause.AuthRequiresTLS, "CAPA: "+strings.Join(caps.names(), ", "),
 			"the server offers no clear-text login on this connection", "")
-		p.skipRest("no login", StepFetch)
 		return
 	}
 	cmd := "USER " + p.cfg.Username
@@ -266,7 +257,6 @@ func (p *prober) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []
 			return
 		}
 		p.sessionFailed(st, cmd, err)
-		p.skipRest("no login", StepFetch)
 		return
 	}
 	if stt.OK {
@@ -278,7 +268,6 @@ func (p *prober) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []
 		v = verdict{code: rootcause.AuthRequiresTLS, meaning: "the server refuses logins without encryption"}
 	}
 	st.fail(v.code, fmt.Sprintf("%q (no password sent) was answered %q", cmd, stt.Raw), "the server refused the login: "+v.meaning, "")
-	p.skipRest("no login", StepFetch)
 }
 
 // pop3UserPass logs in with USER and PASS (RFC 1939 §7).

@@ -20,7 +20,8 @@ import (
 	"github.com/maillab/maillab/settings"
 )
 
-// issue is a failure, warning or note found by a probe.
+// issue is a failure, warning or note, as assemble orders them. Failures
+// are derived from the steps; notes are kept by the step that made them.
 type issue struct {
 	code     rootcause.Code
 	service  string
@@ -30,6 +31,25 @@ type issue struct {
 	fix      string
 	// order breaks ties: the service's index, then the step's.
 	svcIdx, stepIdx int
+	// seq is the order in which the prober found it.
+	seq int
+}
+
+// stepResult is what one step found beyond its Step line: the words of
+// its failure for people, and the notes it made. It is the step's result,
+// kept once: the step's code and evidence are in its Step, and the
+// findings and the root cause are derived from both (prober.issues).
+type stepResult struct {
+	// summary and fix say the failure in plain words; "" when it passed.
+	summary, fix string
+	// seq orders the failure among the prober's findings.
+	seq int
+	// notes are the warnings and notes the step made.
+	notes []*issue
+	// notForDomain is set on the DNS step when the host is not one of the
+	// domain's; whether it is an error depends on whether the service
+	// works, decided in assemble.
+	notForDomain *issue
 }
 
 // prober probes one service.
@@ -41,11 +61,17 @@ type prober struct {
 	idx   int
 	rep   ServiceReport
 
-	issues []*issue
-	// stepIssue maps a step index to its failure issue.
-	stepIssue map[int]*issue
-	// notForDomain is set when the host is not one of the domain's.
-	notForDomain *issue
+	// plan is the service's steps in order, computed once (planSteps).
+	plan []string
+	// next is the index in plan of the first step not begun yet.
+	next int
+	// results holds the result of each step of rep.Steps, by index.
+	results []stepResult
+	// seq numbers failures and notes in the order they were found.
+	seq int
+	// halt, when set, is why the steps after a failure were not run,
+	// where the failing step's default (haltReasons) does not say it.
+	halt string
 
 	addrs  []netip.Addr
 	cnames []string
@@ -59,18 +85,74 @@ type prober struct {
 	greeting  string
 	// altTried is set once alternatives were looked for.
 	altTried bool
+	// sess is the service's open session, once connected.
+	sess *session
+	// silentTLSTried is set once a silent port was tried with TLS.
+	silentTLSTried bool
 }
 
 func newProber(env *runEnv, idx int) *prober {
 	svc := env.cfg.Services[idx]
 	return &prober{
-		env:       env,
-		cfg:       &env.cfg,
-		svc:       svc,
-		proto:     svc.Protocol(),
-		idx:       idx,
-		stepIssue: map[int]*issue{},
-		rep:       ServiceReport{Service: svc.Name, Host: svc.Host, Port: svc.Port, Security: svc.Security},
+		env:   env,
+		cfg:   &env.cfg,
+		svc:   svc,
+		proto: svc.Protocol(),
+		idx:   idx,
+		plan:  planSteps(svc),
+		rep:   ServiceReport{Service: svc.Name, Host: svc.Host, Port: svc.Port, Security: svc.Security},
+	}
+}
+
+// planSteps returns the steps of a service, in order: the plan its probe
+// follows. The runner marks the steps a flow never reached as skipped.
+func planSteps(svc Service) []string {
+	steps := []string{StepDNS, StepTCP}
+	if svc.Security == settings.SecurityTLS {
+		steps = append(steps, StepTLS)
+	}
+	steps = append(steps, StepGreeting, StepCapabilities)
+	if svc.Security == settings.SecurityStartTLS {
+		steps = append(steps, StepStartTLS)
+	}
+	last := StepFetch
+	if svc.Protocol() == settings.ProtocolSMTP {
+		last = StepSend
+	}
+	return append(steps, StepAuth, last)
+}
+
+// haltReasons say why the steps after a failing step were not run, by
+// the failing step; prober.halt overrides them.
+var haltReasons = map[string]string{
+	StepDNS:          "no address",
+	StepTCP:          "no connection",
+	StepTLS:          "no TLS",
+	StepGreeting:     "no greeting",
+	StepCapabilities: "no capabilities",
+	StepStartTLS:     "no TLS",
+	StepAuth:         "no login",
+}
+
+// haltReasonInterrupted is the reason of steps not run after the run was
+// cancelled.
+const haltReasonInterrupted = "interrupted (the run was cancelled)"
+
+// skipUnreached records the steps of the plan that the flow never began
+// as skipped, with the reason of the step that stopped it.
+func (p *prober) skipUnreached() {
+	if p.next >= len(p.plan) {
+		return
+	}
+	reason := p.halt
+	if reason == "" && len(p.rep.Steps) > 0 {
+		reason = haltReasons[p.rep.Steps[len(p.rep.Steps)-1].Step]
+	}
+	if reason == "" {
+		reason = "not reached"
+	}
+	for _, name := range p.plan[p.next:] {
+		p.begin(name).skip(reason)
 	}
 }
 
@@ -83,8 +165,14 @@ type stepRec struct {
 	note string
 }
 
+// begin starts the step name: the next one of the plan, or a step the
+// flow repeats (capabilities again after STARTTLS).
 func (p *prober) begin(name string) *stepRec {
+	if i := slices.Index(p.plan[p.next:], name); i >= 0 {
+		p.next += i + 1
+	}
 	p.rep.Steps = append(p.rep.Steps, Step{Step: name})
+	p.results = append(p.results, stepResult{})
 	return &stepRec{p: p, idx: len(p.rep.Steps) - 1, start: time.Now()}
 }
 
@@ -110,8 +198,15 @@ func (s *stepRec) skip(evidence string) {
 }
 
 // fail records a failure with its code; summary and fix default to the
-// catalog's words.
-func (s *stepRec) fail(code rootcause.Code, evidence, summary, fix string) *issue {
+// catalog's words. After the run was cancelled a failure is not the
+// server's: the step is recorded as interrupted instead, never as a
+// finding.
+func (s *stepRec) fail(code rootcause.Code, evidence, summary, fix string) {
+	if s.p.env.interrupted() {
+		s.skip(haltReasonInterrupted)
+		s.p.halt = haltReasonInterrupted
+		return
+	}
 	s.finish(false, evidence)
 	s.step().Code = code
 	if summary == "" {
@@ -120,49 +215,70 @@ func (s *stepRec) fail(code rootcause.Code, evidence, summary, fix string) *issu
 	if fix == "" {
 		fix = defaultFix(code, s.p.svc)
 	}
-	is := &issue{code: code, service: s.p.svc.Name, severity: SeverityError, summary: summary, evidence: evidence, fix: fix, svcIdx: s.p.idx, stepIdx: s.idx}
-	s.p.issues = append(s.p.issues, is)
-	s.p.stepIssue[s.idx] = is
-	return is
+	r := &s.p.results[s.idx]
+	r.summary, r.fix = summary, fix
+	r.seq = s.p.nextSeq()
 }
 
-// recode changes the code of a failed step and its issue.
+func (p *prober) nextSeq() int {
+	p.seq++
+	return p.seq
+}
+
+// recode changes the code of a failed step.
 func (p *prober) recode(stepIdx int, code rootcause.Code, summary, fix string) {
+	if p.rep.Steps[stepIdx].OK {
+		return
+	}
 	p.rep.Steps[stepIdx].Code = code
-	if is := p.stepIssue[stepIdx]; is != nil {
-		is.code, is.summary, is.fix = code, summary, fix
-	}
+	p.results[stepIdx].summary, p.results[stepIdx].fix = summary, fix
 }
 
-// note adds a warning or info finding.
+// note adds a warning or info finding to the current step's result.
 func (p *prober) note(severity string, code rootcause.Code, summary, evidence, fix string) {
-	p.issues = append(p.issues, &issue{code: code, service: p.svc.Name, severity: severity, summary: summary, evidence: evidence, fix: fix, svcIdx: p.idx, stepIdx: len(p.rep.Steps)})
+	if len(p.results) == 0 {
+		return
+	}
+	r := &p.results[len(p.results)-1]
+	r.notes = append(r.notes, &issue{code: code, service: p.svc.Name, severity: severity, summary: summary, evidence: evidence, fix: fix, svcIdx: p.idx, stepIdx: len(p.rep.Steps), seq: p.nextSeq()})
 }
 
-// skipRest records the remaining steps of the flow as skipped.
-func (p *prober) skipRest(reason string, steps ...string) {
-	for _, name := range steps {
-		p.begin(name).skip(reason)
+// issues derives the service's failures and notes from its steps, in the
+// order they were found. The host-not-for-domain judgement is not among
+// them (assemble decides it).
+func (p *prober) issues() []*issue {
+	var out []*issue
+	for i, st := range p.rep.Steps {
+		r := p.results[i]
+		if !st.OK && st.Code != "" {
+			out = append(out, &issue{code: st.Code, service: p.svc.Name, severity: SeverityError, summary: r.summary, evidence: st.Evidence, fix: r.fix, svcIdx: p.idx, stepIdx: i, seq: r.seq})
+		}
+		out = append(out, r.notes...)
 	}
+	slices.SortStableFunc(out, func(a, b *issue) int { return a.seq - b.seq })
+	return out
+}
+
+// notForDomain returns the host-not-for-domain judgement of the DNS step.
+func (p *prober) notForDomain() *issue {
+	for _, r := range p.results {
+		if r.notForDomain != nil {
+			return r.notForDomain
+		}
+	}
+	return nil
 }
 
 func (p *prober) label() string {
 	return fmt.Sprintf("%s (%s port %d, %s)", p.svc.Name, p.svc.Host, p.svc.Port, securityWord(p.svc.Security))
 }
 
-// laterSteps are the steps after the connection, per protocol.
-func (p *prober) laterSteps() []string {
-	last := StepFetch
-	if p.proto == settings.ProtocolSMTP {
-		last = StepSend
-	}
-	return []string{StepAuth, last}
-}
-
-// run probes the service layer by layer, stopping at the first failure
-// that makes the next layer meaningless.
+// run probes the service layer by layer along its plan, stopping at the
+// first failure that makes the next layer meaningless; the steps it never
+// reached are recorded as skipped.
 func (p *prober) run(ctx context.Context) {
 	defer p.env.gate.finish(p.idx)
+	defer p.skipUnreached()
 	if !p.stepDNS(ctx) {
 		return
 	}
@@ -170,7 +286,9 @@ func (p *prober) run(ctx context.Context) {
 	if s == nil {
 		return
 	}
+	p.sess = s
 	defer s.close()
+	defer p.noteSlowReplies()
 	switch p.proto {
 	case settings.ProtocolSMTP:
 		p.smtpFlow(ctx, s)
@@ -231,7 +349,7 @@ func (p *prober) stepDNS(ctx context.Context) bool {
 	case dnsprobe.Refused:
 		st.fail(rootcause.DNSResolverUnreachable, desc, fmt.Sprintf("%s refuses to resolve names for this computer (REFUSED)", p.env.resolverDesc()), "")
 	case dnsprobe.Timeout:
-		st.fail(rootcause.DNSTimeout, desc, fmt.Sprintf("%s did not answer within %s", p.env.resolverDesc(), p.cfg.Timeout), "")
+		st.fail(rootcause.DNSTimeout, desc, fmt.Sprintf("%s did not answer within %s", p.env.resolverDesc(), p.cfg.ConnectTimeout), "")
 	default:
 		st.fail(rootcause.DNSResolverUnreachable, desc, fmt.Sprintf("%s cannot be reached", p.env.resolverDesc()), "")
 	}
@@ -283,7 +401,7 @@ func (p *prober) checkDomain(ctx context.Context) string {
 	if c, ok := p.suggestion(ctx); ok {
 		fix = fmt.Sprintf("In the mail client, set the %s to %s (published by %s) instead of %s.", role(p.svc), c.hostPort(p.svc), c.source, p.svc.Host)
 	}
-	p.notForDomain = &issue{
+	p.results[len(p.results)-1].notForDomain = &issue{
 		code:     rootcause.ConfigHostNotForDomain,
 		service:  p.svc.Name,
 		summary:  fmt.Sprintf("the %s %s is not a server of the account's domain %s", role(p.svc), p.svc.Host, d.name),
@@ -301,7 +419,7 @@ func (p *prober) connect(ctx context.Context) *session {
 	if !ok {
 		return nil
 	}
-	s := newSession(ctx, raw, p.cfg.Timeout)
+	s := newSession(ctx, raw, p.cfg.ReplyTimeout)
 	if p.svc.Security == settings.SecurityTLS {
 		if !p.stepImplicitTLS(ctx, s) {
 			s.close()
@@ -354,7 +472,7 @@ const smtpSendBuffer = 8 << 10
 // after a timeout, the same port once more) concurrently.
 func (p *prober) stepTCP(ctx context.Context) (net.Conn, bool) {
 	st := p.begin(StepTCP)
-	conn, addr, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.Timeout)
+	conn, addr, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.ConnectTimeout)
 	if err == nil {
 		st.pass(fmt.Sprintf("connected to %s in %s", addr, time.Since(st.start).Round(100*time.Microsecond)))
 		return conn, true
@@ -368,7 +486,7 @@ func (p *prober) stepTCP(ctx context.Context) (net.Conn, bool) {
 		// alternatives.
 		go func() {
 			defer close(done)
-			c, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.Timeout/2)
+			c, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.ConnectTimeout/2)
 			if err == nil {
 				retry = c
 			}
@@ -386,7 +504,7 @@ func (p *prober) stepTCP(ctx context.Context) (net.Conn, bool) {
 	code, what := rootcause.TCPRefused, "refused the connection"
 	switch kind {
 	case nkTimeout:
-		code, what = rootcause.TCPTimeout, fmt.Sprintf("did not answer within %s (no SYN-ACK, no RST)", p.cfg.Timeout)
+		code, what = rootcause.TCPTimeout, fmt.Sprintf("did not answer within %s (no SYN-ACK, no RST)", p.cfg.ConnectTimeout)
 	case nkReset:
 		code, what = rootcause.TCPReset, "reset the connection while it was being opened"
 	case nkUnreachable:
@@ -405,21 +523,7 @@ func (p *prober) stepTCP(ctx context.Context) (net.Conn, bool) {
 		evidence += "; no alternative port answered either"
 	}
 	st.fail(code, evidence, fmt.Sprintf("%s port %d %s", p.svc.Host, p.svc.Port, what), fix)
-	p.skipRest("no connection", p.connSteps()...)
 	return nil, false
-}
-
-// connSteps are the steps that need a connection, per security mode.
-func (p *prober) connSteps() []string {
-	var steps []string
-	if p.svc.Security == settings.SecurityTLS {
-		steps = append(steps, StepTLS)
-	}
-	steps = append(steps, StepGreeting, StepCapabilities)
-	if p.svc.Security == settings.SecurityStartTLS {
-		steps = append(steps, StepStartTLS)
-	}
-	return append(steps, p.laterSteps()...)
 }
 
 // errnoText names the errno behind err ("no route to host").
@@ -435,8 +539,11 @@ func errnoText(err error) string {
 // expected protocol.
 func (p *prober) stepGreeting(ctx context.Context, s *session) bool {
 	st := p.begin(StepGreeting)
-	s.arm()
-	first, err := s.r.Peek(512)
+	first, err := p.awaitGreeting(ctx, st, s)
+	if st.step().Code != "" || st.step().Skipped {
+		// The silent port turned out to be an implicit-TLS port.
+		return false
+	}
 	if err != nil {
 		return p.greetingFailed(ctx, st, s, nil, err)
 	}
@@ -447,13 +554,15 @@ func (p *prober) stepGreeting(ctx context.Context, s *session) bool {
 		st.fail(rootcause.PortSecurityMismatchPlainOnTLS, fmt.Sprintf("the server spoke first with a %s", sn.Line),
 			fmt.Sprintf("port %d speaks TLS from the first byte, but the settings say %s", p.svc.Port, securityWord(p.svc.Security)),
 			p.fixSecurity(settings.SecurityTLS))
-		p.skipRest("wrong security mode", p.afterGreeting()...)
+		p.halt = "wrong security mode"
 		return false
 	case sn.Protocol != want && sn.Protocol != wire.ProtoUnknown:
-		p.wrongProtocol(ctx, st, sn, p.afterGreeting()...)
+		p.wrongProtocol(ctx, st, sn)
+		p.halt = "wrong protocol"
 		return false
 	case sn.Protocol == wire.ProtoUnknown && bytesLookBinary(first):
-		p.wrongProtocol(ctx, st, sn, p.afterGreeting()...)
+		p.wrongProtocol(ctx, st, sn)
+		p.halt = "wrong protocol"
 		return false
 	}
 	var text string
@@ -491,9 +600,15 @@ func (p *prober) stepGreeting(ctx context.Context, s *session) bool {
 		return p.greetingFailed(ctx, st, s, []byte(text), err)
 	}
 	p.greeting = text
+	// The reads of the greeting are not a command's reply.
+	s.slowest, s.lastWait = replyWait{}, 0
+	if d := time.Since(s.opened); d >= p.cfg.SlowReply {
+		p.noteDelay(fmt.Sprintf("the greeting came %s after the connection opened", d.Round(time.Millisecond)), d,
+			"a server greets late when it looks up the client's address in DNS first (Postfix, Exim) and that lookup is slow, or when it is loaded")
+	}
 	if refused != nil {
 		st.fail(refused.code, text, fmt.Sprintf("the server refused the session at its greeting: %s", refused.meaning), "")
-		p.skipRest("the server refused the session", p.afterGreeting()...)
+		p.halt = "the server refused the session"
 		return false
 	}
 	ev := text
@@ -504,39 +619,24 @@ func (p *prober) stepGreeting(ctx context.Context, s *session) bool {
 	return true
 }
 
-// afterGreeting are the steps after the greeting.
-func (p *prober) afterGreeting() []string {
-	steps := []string{StepCapabilities}
-	if p.svc.Security == settings.SecurityStartTLS {
-		steps = append(steps, StepStartTLS)
-	}
-	return append(steps, p.laterSteps()...)
-}
-
 // greetingFailed classifies a greeting that did not arrive whole.
 func (p *prober) greetingFailed(ctx context.Context, st *stepRec, s *session, partial []byte, err error) bool {
-	defer p.skipRest("no greeting", p.afterGreeting()...)
 	switch kind := netErrKind(err); kind {
 	case nkTimeout:
 		got := s.r.BytesRead()
 		if got > 0 || len(partial) > 0 {
-			st.fail(rootcause.ServerSlow, fmt.Sprintf("only %d bytes of the greeting arrived within %s: %q", max(int(got), len(partial)), p.cfg.Timeout, wire.Printable(partial)),
-				fmt.Sprintf("the server sends its greeting too slowly (not complete within %s)", p.cfg.Timeout), "")
+			st.fail(rootcause.ServerSlow, fmt.Sprintf("only %d bytes of the greeting arrived within %s: %q", max(int(got), len(partial)), p.cfg.ReplyTimeout, wire.Printable(partial)),
+				fmt.Sprintf("the server sends its greeting too slowly (not complete within %s)", p.cfg.ReplyTimeout), "")
 			return false
 		}
-		if p.svc.Security != settings.SecurityTLS {
-			// A silent plaintext port may be an implicit-TLS port waiting
-			// for a ClientHello (RFC 8314 §3).
+		if p.svc.Security != settings.SecurityTLS && !p.silentTLSTried {
 			if h := p.tryTLSOnSilentPort(ctx); h.ok() {
-				st.fail(rootcause.PortSecurityMismatchPlainOnTLS,
-					fmt.Sprintf("no greeting within %s; a TLS handshake on a new connection succeeded (%s)", p.cfg.Timeout, h.describe()),
-					fmt.Sprintf("port %d expects SSL/TLS from the first byte, but the settings say %s", p.svc.Port, securityWord(p.svc.Security)),
-					p.fixSecurity(settings.SecurityTLS))
+				p.silentIsTLS(st, p.cfg.ReplyTimeout, h)
 				return false
 			}
 		}
-		st.fail(rootcause.ServerSlow, fmt.Sprintf("connected, but no greeting within %s", p.cfg.Timeout),
-			fmt.Sprintf("the server accepts the connection but does not greet within %s", p.cfg.Timeout), "")
+		st.fail(rootcause.ServerSlow, fmt.Sprintf("connected, but no greeting within %s", p.cfg.ReplyTimeout),
+			fmt.Sprintf("the server accepts the connection but does not greet within %s", p.cfg.ReplyTimeout), "")
 	case nkReset, nkEOF:
 		what := "reset the connection (RST)"
 		if kind == nkEOF {
@@ -548,7 +648,6 @@ func (p *prober) greetingFailed(ctx context.Context, st *stepRec, s *session, pa
 		}
 		st.fail(rootcause.TCPReset, ev, fmt.Sprintf("the connection to %s port %d is cut right after it opens", p.svc.Host, p.svc.Port), "")
 	case nkTooLong, nkMalformed:
-		// The deferred skipRest covers the later steps.
 		p.wrongProtocol(ctx, st, wire.Sniffed{Protocol: wire.ProtoUnknown, Line: wire.Printable(partial[:min(len(partial), 120)]) + " (" + err.Error() + ")"})
 	default:
 		st.fail(rootcause.TCPReset, "reading the greeting failed: "+err.Error(), "", "")
@@ -556,19 +655,56 @@ func (p *prober) greetingFailed(ctx context.Context, st *stepRec, s *session, pa
 	return false
 }
 
+// awaitGreeting waits for the first bytes of the greeting, within the
+// reply timeout. A plaintext port still silent after the connect timeout
+// may be an implicit-TLS port waiting for a ClientHello (RFC 8314 §3): a
+// TLS handshake is tried on a new connection then, and when it succeeds
+// the step is recorded as failed with PORT_SECURITY_MISMATCH_PLAIN_ON_TLS
+// at once, rather than after the whole reply timeout; otherwise the wait
+// goes on.
+func (p *prober) awaitGreeting(ctx context.Context, st *stepRec, s *session) ([]byte, error) {
+	s.arm()
+	if p.svc.Security == settings.SecurityTLS || p.cfg.ConnectTimeout >= p.cfg.ReplyTimeout {
+		return s.r.Peek(512)
+	}
+	s.conn.SetReadDeadline(s.armed.Add(p.cfg.ConnectTimeout))
+	first, err := s.r.Peek(512)
+	if err == nil || netErrKind(err) != nkTimeout || p.env.interrupted() {
+		return first, err
+	}
+	if s.r.BytesRead() == 0 {
+		p.silentTLSTried = true
+		if h := p.tryTLSOnSilentPort(ctx); h.ok() {
+			p.silentIsTLS(st, p.cfg.ConnectTimeout, h)
+			return nil, nil
+		}
+	}
+	s.conn.SetReadDeadline(s.armed.Add(p.cfg.ReplyTimeout))
+	return s.r.Peek(512)
+}
+
+// silentIsTLS records a port that gave no greeting within waited but
+// completed a TLS handshake on a new connection.
+func (p *prober) silentIsTLS(st *stepRec, waited time.Duration, h hsResult) {
+	st.fail(rootcause.PortSecurityMismatchPlainOnTLS,
+		fmt.Sprintf("no greeting within %s; a TLS handshake on a new connection succeeded (%s)", waited, h.describe()),
+		fmt.Sprintf("port %d expects SSL/TLS from the first byte, but the settings say %s", p.svc.Port, securityWord(p.svc.Security)),
+		p.fixSecurity(settings.SecurityTLS))
+}
+
 // tryTLSOnSilentPort attempts a TLS handshake on a fresh connection.
 func (p *prober) tryTLSOnSilentPort(ctx context.Context) hsResult {
-	conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.Timeout)
+	conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.ConnectTimeout)
 	if err != nil {
 		return hsResult{err: err, kind: netErrKind(err)}
 	}
 	defer conn.Close()
-	return handshake(ctx, conn, p.svc.Host, wideParams, p.cfg.Timeout)
+	return handshake(ctx, conn, p.svc.Host, wideParams, p.cfg.ConnectTimeout)
 }
 
 // wrongProtocol records that the port speaks something else, and looks for
 // the right port.
-func (p *prober) wrongProtocol(ctx context.Context, st *stepRec, sn wire.Sniffed, skip ...string) {
+func (p *prober) wrongProtocol(ctx context.Context, st *stepRec, sn wire.Sniffed) {
 	found := string(sn.Protocol)
 	if found == "" {
 		found = "an unknown protocol"
@@ -580,7 +716,6 @@ func (p *prober) wrongProtocol(ctx context.Context, st *stepRec, sn wire.Sniffed
 		fix = p.altFix(alts[0], fix)
 	}
 	st.fail(rootcause.WrongProtocol, ev, fmt.Sprintf("%s port %d speaks %s, not %s", p.svc.Host, p.svc.Port, found, protoWord(p.svc)), fix)
-	p.skipRest("wrong protocol", skip...)
 }
 
 // fixSecurity tells to switch the security mode, with the port the

@@ -36,6 +36,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteByte('\n')
 	}
+	if r.Interrupted {
+		b.WriteString("Interrupted: no root cause\n")
+		writeWrapped(&b, "  ", r.Summary)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	fmt.Fprintf(&b, "Root cause: %s\n", r.RootCause)
 	writeWrapped(&b, "  ", r.Summary)
 	if ev := r.rootEvidence(); ev != "" {

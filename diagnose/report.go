@@ -40,6 +40,10 @@ type Report struct {
 	Services []ServiceReport `json:"services"`
 	// Findings are every other failure, warning and note.
 	Findings []Finding `json:"findings"`
+	// Interrupted is true for a run cancelled before it finished (Run
+	// returned ErrInterrupted): RootCause is "" and the steps are those
+	// that ran before.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // ServiceReport is the probe of one service.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -16,9 +17,15 @@ import (
 	"github.com/maillab/maillab/rootcause"
 )
 
+// ErrInterrupted is wrapped by the error of a run whose context was
+// cancelled (Ctrl-C): its Report holds the steps so far, no root cause and
+// no findings.
+var ErrInterrupted = errors.New("diagnosis interrupted")
+
 // Run probes every service of cfg concurrently and returns the report. An
 // error means the diagnoser could not run (a bad Config, an unreadable CA
-// file); everything wrong with the servers is in the Report.
+// file) or was interrupted (ErrInterrupted, with a partial Report);
+// everything wrong with the servers is in the Report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	c, err := cfg.normalize()
 	if err != nil {
@@ -28,7 +35,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc := &dnsprobe.Client{ResolvConf: c.ResolvConf, HostsFile: c.HostsFile, Timeout: c.Timeout}
+	dc := &dnsprobe.Client{ResolvConf: c.ResolvConf, HostsFile: c.HostsFile, Timeout: c.ConnectTimeout}
 	if c.Resolver != "" {
 		dc.Servers = []string{c.Resolver}
 	}
@@ -40,13 +47,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		dns:       dc,
 		roots:     roots,
 		rootCerts: rootCerts,
-		fetch:     certcheck.HTTPFetcher(c.Timeout),
+		fetch:     certcheck.HTTPFetcher(c.ConnectTimeout),
 		gate:      newAuthGate(serviceNames(c.Services)),
 		domain:    &domainInfo{name: c.Domain, done: make(chan struct{}), srv: map[string][]dnsprobe.SRV{}, notOffered: map[string]bool{}, srvResult: map[string]dnsprobe.Result{}},
 		hosts:     map[string]*hostLookup{},
 	}
+	env.caller = ctx
 	// A safety net above the per-step deadlines: no run outlives it.
-	ctx, cancel := context.WithTimeout(ctx, 20*c.Timeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, safetyNet(c))
 	defer cancel()
 	go env.lookupDomain(ctx)
 	probers := make([]*prober, len(c.Services))
@@ -61,7 +69,32 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 	env.domain.wait(ctx)
+	if env.interrupted() {
+		return interruptedReport(probers), fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(env.caller))
+	}
 	return assemble(env, probers), nil
+}
+
+// safetyNet bounds a whole run, far above what its steps' deadlines add
+// up to on one service (the services run concurrently).
+func safetyNet(c Config) time.Duration {
+	return 20*c.ConnectTimeout + 8*c.ReplyTimeout + 5*time.Second
+}
+
+// interruptedReport holds the steps probed before the run was cancelled:
+// no root cause, no findings (a cancelled wait says nothing about the
+// server).
+func interruptedReport(probers []*prober) *Report {
+	rep := &Report{
+		Interrupted: true,
+		Summary:     "the diagnosis was interrupted before it finished; the steps below ran before the interruption",
+		Findings:    []Finding{},
+	}
+	for _, p := range probers {
+		p.rep.OK = !slices.ContainsFunc(p.rep.Steps, func(s Step) bool { return !s.OK })
+		rep.Services = append(rep.Services, p.rep)
+	}
+	return rep
 }
 
 // serviceNames returns the services' names in order.
@@ -142,8 +175,8 @@ func assemble(env *runEnv, probers []*prober) *Report {
 	var all []*issue
 	for _, p := range probers {
 		p.rep.OK = !slices.ContainsFunc(p.rep.Steps, func(s Step) bool { return !s.OK })
-		if p.notForDomain != nil {
-			is := *p.notForDomain
+		if nfd := p.notForDomain(); nfd != nil {
+			is := *nfd
 			is.stepIdx = -1
 			if p.rep.OK {
 				is.severity = SeverityWarning
@@ -153,7 +186,7 @@ func assemble(env *runEnv, probers []*prober) *Report {
 			}
 			all = append(all, &is)
 		}
-		all = append(all, p.issues...)
+		all = append(all, p.issues()...)
 		rep.Services = append(rep.Services, p.rep)
 	}
 	var root *issue
@@ -172,7 +205,7 @@ func assemble(env *runEnv, probers []*prober) *Report {
 			names = append(names, p.svc.Name)
 		}
 		rep.Summary = fmt.Sprintf("every configured service works: %s", strings.Join(names, ", "))
-		rep.Fix = "Nothing to fix on the server side: the account connects, encrypts, logs in and sends or fetches mail. If the mail client still fails, compare its settings with the ones tested here."
+		rep.Fix = rootcause.Fix(rootcause.Healthy, rootcause.Target{})
 		if skipped := skippedSteps(probers); skipped > 0 {
 			rep.Summary += fmt.Sprintf(" (%d step(s) were not tested; see the findings)", skipped)
 		}

@@ -34,10 +34,27 @@ type session struct {
 	// secretSent is set once a password went over this connection.
 	secretSent bool
 	stop       func() bool
+
+	// opened is when the session started (the TCP connection was up).
+	opened time.Time
+	// armed is when the current wait began.
+	armed time.Time
+	// cmd describes the last command sent, for the delay findings.
+	cmd string
+	// lastWait is how long the last complete reply took to arrive.
+	lastWait time.Duration
+	// slowest is the longest wait for a complete reply, and its command.
+	slowest replyWait
+}
+
+// replyWait is the wait for the reply to one command.
+type replyWait struct {
+	cmd string
+	d   time.Duration
 }
 
 func newSession(ctx context.Context, raw net.Conn, timeout time.Duration) *session {
-	s := &session{raw: raw, conn: raw, r: wire.NewReader(raw, 0), timeout: timeout}
+	s := &session{raw: raw, conn: raw, r: wire.NewReader(raw, 0), timeout: timeout, opened: time.Now()}
 	// A cancelled run unblocks every read at once.
 	s.stop = context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
 	return s
@@ -66,10 +83,23 @@ func (s *session) close() {
 	s.conn.Close()
 }
 
-func (s *session) arm() { s.conn.SetDeadline(time.Now().Add(s.timeout)) }
+func (s *session) arm() {
+	s.armed = time.Now()
+	s.conn.SetDeadline(s.armed.Add(s.timeout))
+}
+
+// replied records the wait for a complete reply that just arrived.
+func (s *session) replied() {
+	s.lastWait = time.Since(s.armed)
+	if s.lastWait > s.slowest.d {
+		s.slowest = replyWait{cmd: s.cmd, d: s.lastWait}
+	}
+}
 
 // send writes one command line.
 func (s *session) send(line string) error {
+	// The delay findings name the command without its IMAP tag.
+	s.cmd = describeCmd(strings.TrimPrefix(line, fmt.Sprintf("a%d ", s.tag)))
 	s.arm()
 	_, err := io.WriteString(s.conn, line+"\r\n")
 	return err
@@ -77,12 +107,20 @@ func (s *session) send(line string) error {
 
 func (s *session) readReply() (wire.Reply, error) {
 	s.arm()
-	return wire.ReadReply(s.r, maxReplyLines)
+	rep, err := wire.ReadReply(s.r, maxReplyLines)
+	if err == nil {
+		s.replied()
+	}
+	return rep, err
 }
 
 func (s *session) readLine() (string, error) {
 	s.arm()
-	return s.r.ReadLine()
+	line, err := s.r.ReadLine()
+	if err == nil {
+		s.replied()
+	}
+	return line, err
 }
 
 // smtpCmd sends an SMTP command and reads its reply.
@@ -117,9 +155,11 @@ func (s *session) imapReadUntil(tag string) (wire.Response, []wire.Response, err
 		}
 		switch {
 		case resp.Tag == tag, resp.Tag == "+":
+			s.replied()
 			return resp, untagged, nil
 		case resp.Tag == "*" && resp.Status == "BYE":
 			// The server is closing; keep the BYE as the answer.
+			s.replied()
 			return resp, untagged, nil
 		}
 		if len(untagged) >= maxUntagged {

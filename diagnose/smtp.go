@@ -43,7 +43,6 @@ func (p *prober) smtpEHLO(s *session) (wire.EHLO, bool) {
 	rep, err := s.smtpCmd(cmd)
 	if err != nil {
 		p.sessionFailed(st, cmd, err)
-		p.skipRest("no capabilities", p.afterCaps()...)
 		return wire.EHLO{}, false
 	}
 	if rep.Code/100 == 5 && rep.Code != 554 {
@@ -56,7 +55,7 @@ func (p *prober) smtpEHLO(s *session) (wire.EHLO, bool) {
 	if rep.Code != 250 {
 		v := classifySMTPSend(stageGreeting, rep)
 		st.fail(v.code, rep.String(), "the server refused EHLO: "+v.meaning, "")
-		p.skipRest("EHLO refused", p.afterCaps()...)
+		p.halt = "EHLO refused"
 		return wire.EHLO{}, false
 	}
 	e := wire.ParseEHLO(rep)
@@ -74,15 +73,6 @@ func describeExtensions(e wire.EHLO) []string {
 		}
 	}
 	return out
-}
-
-// afterCaps are the steps after the capabilities.
-func (p *prober) afterCaps() []string {
-	var steps []string
-	if p.svc.Security == settings.SecurityStartTLS {
-		steps = append(steps, StepStartTLS)
-	}
-	return append(steps, p.laterSteps()...)
 }
 
 // smtpStartTLS upgrades with STARTTLS (RFC 3207) and repeats EHLO, whose
@@ -104,7 +94,6 @@ func (p *prober) smtpStartTLS(ctx context.Context, s *session, ehlo wire.EHLO) (
 	rep, err := s.smtpCmd("STARTTLS")
 	if err != nil {
 		p.sessionFailed(st, "STARTTLS", err)
-		p.skipRest("no TLS", p.laterSteps()...)
 		return ehlo, false
 	}
 	if rep.Code != 220 {
@@ -123,7 +112,7 @@ func (p *prober) smtpStartTLS(ctx context.Context, s *session, ehlo wire.EHLO) (
 			v := classifySMTPSend(stageGreeting, rep)
 			st2.fail(v.code, rep.String(), "the server refused EHLO after STARTTLS: "+v.meaning, "")
 		}
-		p.skipRest("EHLO refused", p.laterSteps()...)
+		p.halt = "EHLO refused"
 		return ehlo, false
 	}
 	e := wire.ParseEHLO(rep)
@@ -151,7 +140,6 @@ func (p *prober) smtpAuth(ctx context.Context, s *session, ehlo wire.EHLO) (auth
 				fmt.Sprintf("the server offers no login at all on port %d", p.svc.Port),
 				fmt.Sprintf("Port %d does not accept logins: use the provider's submission port (587 with STARTTLS or 465 with SSL/TLS).", p.svc.Port))
 		}
-		p.skipRest("no login", StepSend)
 		return false, false
 	}
 	if plaintext && !p.cfg.AllowPlaintext {
@@ -160,7 +148,6 @@ func (p *prober) smtpAuth(ctx context.Context, s *session, ehlo wire.EHLO) (auth
 	}
 	if onlyOAuth(mechs) {
 		st.fail(rootcause.AuthBasicDisabled, "AUTH "+strings.Join(mechs, " "), "the server offers only OAuth2 logins (no password mechanism)", "")
-		p.skipRest("no login", StepSend)
 		return false, false
 	}
 	mech := chooseMech(mechs, p.cfg.AuthMechs)
@@ -194,7 +181,6 @@ func (p *prober) mechMismatch(st *stepRec, server []string) {
 		fmt.Sprintf("the server offers %s; the client allows %s", strings.Join(server, " "), strings.Join(client, " ")),
 		"the client and the server have no authentication mechanism in common",
 		fmt.Sprintf("In the mail client, set the authentication method to one the server offers (%s); \"normal password\" over an encrypted connection is the usual choice.", strings.Join(server, ", ")))
-	p.skipRest("no login", p.laterSteps()[1])
 }
 
 // smtpPlainProbe learns, without sending a secret, whether the server
@@ -210,7 +196,6 @@ func (p *prober) smtpPlainProbe(st *stepRec, s *session, mechs []string) {
 				return
 			}
 			p.sessionFailed(st, cmd, err)
-			p.skipRest("no login", StepSend)
 			return
 		}
 		switch {
@@ -231,7 +216,6 @@ func (p *prober) smtpPlainProbe(st *stepRec, s *session, mechs []string) {
 			v = verdict{code: rootcause.AuthRequiresTLS, meaning: "the server refuses logins without encryption"}
 		}
 		st.fail(v.code, fmt.Sprintf("%q (no password sent) was answered %q", cmd, rep.String()), "the server refused the login: "+v.meaning, "")
-		p.skipRest("no login", StepSend)
 		return
 	}
 	p.mechMismatch(st, mechs)
@@ -323,11 +307,12 @@ func (p *prober) smtpSend(s *session, ehlo wire.EHLO, authed bool) {
 		p.sessionFailed(st, "the message data", err)
 		return
 	}
+	s.cmd = "the end of the message data"
 	rep, err := s.readReply()
 	if err != nil {
 		if netErrKind(err) == nkTimeout {
-			st.fail(rootcause.ServerSlow, fmt.Sprintf("all %d bytes were sent in %s, then no reply within %s", n, elapsed.Round(time.Millisecond), p.cfg.Timeout),
-				fmt.Sprintf("the server did not confirm the message within %s", p.cfg.Timeout), "")
+			st.fail(rootcause.ServerSlow, fmt.Sprintf("all %d bytes were sent in %s, then no reply within %s", n, elapsed.Round(time.Millisecond), p.cfg.ReplyTimeout),
+				fmt.Sprintf("the server did not confirm the message within %s", p.cfg.ReplyTimeout), "")
 			return
 		}
 		p.sessionFailed(st, "the message data", err)
@@ -361,7 +346,7 @@ func (p *prober) linkSlow(st *stepRec, e linkEstimate, sent, total, size int) {
 			e.buffered, e.window.Round(time.Millisecond), e.drained, rate)
 	}
 	st.fail(rootcause.LinkSlow, ev,
-		fmt.Sprintf("the link carries %s: the %s message cannot be sent within %s", rate, humanBytes(int64(size)), p.cfg.Timeout),
+		fmt.Sprintf("the link carries %s: the %s message cannot be sent within %s", rate, humanBytes(int64(size)), p.cfg.ReplyTimeout),
 		fmt.Sprintf("The connection to %s carries %s, too slow for this %s message. Check for bandwidth limits or a throttled line, send from a faster network, or make the message smaller.", p.svc.Host, rate, humanBytes(int64(size))))
 }
 

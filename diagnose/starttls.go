@@ -22,7 +22,7 @@ func (p *prober) startTLSHandshake(ctx context.Context, st *stepRec, s *session,
 			reply, "Report this to the administrator: data sent before the TLS handshake can be a command-injection attempt (RFC 3207 §4.2).")
 	}
 	params := clientParams(p.cfg.ClientMaxTLS)
-	h := handshake(ctx, s.raw, p.svc.Host, params, p.cfg.Timeout)
+	h := handshake(ctx, s.raw, p.svc.Host, params, p.cfg.ReplyTimeout)
 	if h.ok() {
 		s.upgrade(h.conn)
 		// Repeat the handshake on fresh connections, as for implicit
@@ -45,10 +45,10 @@ func (p *prober) startTLSHandshake(ctx context.Context, st *stepRec, s *session,
 	}
 	if h.stalled() {
 		for i := 1; i < p.cfg.TLSAttempts; i++ {
-			h2 := p.freshHandshakeTimeout(ctx, params, p.cfg.Timeout/2)
+			h2 := p.freshHandshakeTimeout(ctx, params, p.cfg.ReplyTimeout/2)
 			if h2.ok() {
 				s.raw.Close()
-				*s = *newSession(ctx, h2.raw, p.cfg.Timeout)
+				*s = *newSession(ctx, h2.raw, p.cfg.ReplyTimeout)
 				s.upgrade(h2.conn)
 				p.judgeTLSPrefixed(ctx, st, h2, i, i+1, reply+"; ")
 				return true
@@ -59,12 +59,10 @@ func (p *prober) startTLSHandshake(ctx context.Context, st *stepRec, s *session,
 		}
 		st.fail(rootcause.STARTTLSHandshakeFailed, fmt.Sprintf("%s; then %d TLS handshakes did not complete (the first waited %s)", reply, p.cfg.TLSAttempts, h.elapsed.Round(time.Millisecond)),
 			"the server accepted STARTTLS, but the TLS handshake never completes", "")
-		p.skipRest("no TLS", p.laterSteps()...)
 		return false
 	}
 	p.tlsFailure(ctx, st, h, true)
 	p.rep.Steps[st.idx].Evidence = reply + "; " + p.rep.Steps[st.idx].Evidence
-	p.skipRest("no TLS", p.laterSteps()...)
 	return false
 }
 
@@ -72,19 +70,16 @@ func (p *prober) startTLSHandshake(ctx context.Context, st *stepRec, s *session,
 func (p *prober) judgeTLSPrefixed(ctx context.Context, st *stepRec, h hsResult, stalls, tries int, prefix string) {
 	p.judgeTLS(ctx, st, h, stalls, tries)
 	p.rep.Steps[st.idx].Evidence = prefix + p.rep.Steps[st.idx].Evidence
-	if is := p.stepIssue[st.idx]; is != nil {
-		is.evidence = p.rep.Steps[st.idx].Evidence
-	}
 }
 
 // freshHandshakeTimeout is freshHandshake with its own timeout, keeping
 // the raw connection in the result.
 func (p *prober) freshHandshakeTimeout(ctx context.Context, params tlsParams, timeout time.Duration) hsResult {
-	conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.Timeout)
+	conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.ConnectTimeout)
 	if err != nil {
 		return hsResult{err: err, kind: netErrKind(err)}
 	}
-	s := newSession(ctx, conn, p.cfg.Timeout)
+	s := newSession(ctx, conn, p.cfg.ReplyTimeout)
 	defer s.stop()
 	if err := p.preTLS(s); err != nil {
 		conn.Close()
@@ -106,17 +101,14 @@ func (p *prober) notOffered(st *stepRec, evidence string) {
 		fix = fmt.Sprintf("The server does not offer STARTTLS on port %d: set the %s to %s with SSL/TLS (published by %s), or ask the administrator to enable STARTTLS.", p.svc.Port, role(p.svc), c.hostPortOnly(), c.source)
 	}
 	st.fail(rootcause.STARTTLSNotOffered, evidence, fmt.Sprintf("the server does not offer STARTTLS on port %d, and the settings require it", p.svc.Port), fix)
-	p.skipRest("no TLS", p.laterSteps()...)
 }
 
 // stripped records a capability list rewritten by a middlebox.
 func (p *prober) stripped(st *stepRec, evidence string) {
 	st.fail(rootcause.STARTTLSStripped, evidence, "a device between this computer and the server removed STARTTLS from the server's capabilities", "")
-	p.skipRest("no TLS", p.laterSteps()...)
 }
 
 // refused records a STARTTLS command answered with an error.
 func (p *prober) refused(st *stepRec, reply string) {
 	st.fail(rootcause.STARTTLSRefused, reply, "the server advertises STARTTLS but refused the command", "")
-	p.skipRest("no TLS", p.laterSteps()...)
 }

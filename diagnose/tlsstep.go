@@ -22,7 +22,7 @@ import (
 func (p *prober) stepImplicitTLS(ctx context.Context, s *session) bool {
 	st := p.begin(StepTLS)
 	params := clientParams(p.cfg.ClientMaxTLS)
-	h := handshake(ctx, s.raw, p.svc.Host, params, p.cfg.Timeout)
+	h := handshake(ctx, s.raw, p.svc.Host, params, p.cfg.ReplyTimeout)
 	if h.ok() {
 		s.upgrade(h.conn)
 		stalls, tries := p.extraHandshakes(ctx, params, p.cfg.TLSAttempts-1, p.extraTimeout(h))
@@ -31,14 +31,14 @@ func (p *prober) stepImplicitTLS(ctx context.Context, s *session) bool {
 	}
 	if h.stalled() {
 		for i := 1; i < p.cfg.TLSAttempts; i++ {
-			conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.Timeout)
+			conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.ConnectTimeout)
 			if err != nil {
 				break
 			}
-			h2 := handshake(ctx, conn, p.svc.Host, params, p.cfg.Timeout/2)
+			h2 := handshake(ctx, conn, p.svc.Host, params, p.cfg.ReplyTimeout/2)
 			if h2.ok() {
 				s.raw.Close()
-				s2 := newSession(ctx, conn, p.cfg.Timeout)
+				s2 := newSession(ctx, conn, p.cfg.ReplyTimeout)
 				*s = *s2
 				s.upgrade(h2.conn)
 				p.judgeTLS(ctx, st, h2, i, i+1)
@@ -51,11 +51,9 @@ func (p *prober) stepImplicitTLS(ctx context.Context, s *session) bool {
 		}
 		st.fail(rootcause.ServerSlow, fmt.Sprintf("TCP connects, but %d TLS handshakes did not complete (first waited %s)", p.cfg.TLSAttempts, h.elapsed.Round(time.Millisecond)),
 			fmt.Sprintf("the server accepts connections on port %d but never completes the TLS handshake", p.svc.Port), "")
-		p.skipRest("no TLS", StepGreeting, StepCapabilities, StepAuth, p.laterSteps()[1])
 		return false
 	}
 	p.tlsFailure(ctx, st, h, false)
-	p.skipRest("no TLS", StepGreeting, StepCapabilities, StepAuth, p.laterSteps()[1])
 	return false
 }
 
@@ -63,14 +61,14 @@ func (p *prober) stepImplicitTLS(ctx context.Context, s *session) bool {
 // but at least three times what the first handshake took, so that a slow
 // link is not mistaken for stalls.
 func (p *prober) extraTimeout(first hsResult) time.Duration {
-	return min(p.cfg.Timeout, max(p.cfg.Timeout/2, 3*first.elapsed))
+	return min(p.cfg.ReplyTimeout, max(p.cfg.ReplyTimeout/2, 3*first.elapsed))
 }
 
 // extraHandshakes opens n more connections and handshakes on each within
 // timeout; it returns how many stalled and how many were tried.
 func (p *prober) extraHandshakes(ctx context.Context, params tlsParams, n int, timeout time.Duration) (stalls, tries int) {
 	for i := 0; i < n; i++ {
-		conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.Timeout)
+		conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.ConnectTimeout)
 		if err != nil {
 			return stalls, tries
 		}
@@ -235,19 +233,19 @@ func (p *prober) tlsFailure(ctx context.Context, st *stepRec, h hsResult, startt
 // freshHandshake opens a new connection, runs the plaintext dialogue up to
 // STARTTLS when the service uses it, and handshakes with params.
 func (p *prober) freshHandshake(ctx context.Context, params tlsParams) hsResult {
-	conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.Timeout)
+	conn, _, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.ConnectTimeout)
 	if err != nil {
 		return hsResult{err: err, kind: netErrKind(err)}
 	}
 	if p.svc.Security == settings.SecurityStartTLS {
-		s := newSession(ctx, conn, p.cfg.Timeout)
+		s := newSession(ctx, conn, p.cfg.ReplyTimeout)
 		defer s.stop()
 		if err := p.preTLS(s); err != nil {
 			conn.Close()
 			return hsResult{err: err, kind: netErrKind(err)}
 		}
 	}
-	h := handshake(ctx, conn, p.svc.Host, params, p.cfg.Timeout)
+	h := handshake(ctx, conn, p.svc.Host, params, p.cfg.ReplyTimeout)
 	if !h.ok() {
 		conn.Close()
 	}

@@ -64,14 +64,18 @@ func TestLabMailFlow(t *testing.T) {
 			return c.msmtp("submissions", bob.Email, []byte(fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\nSent by msmtp.\r\n", alice.Email, bob.Email, subj)))
 		}, []string{"smtpstatus=250", "exitcode=EX_OK"}},
 	}
+	// The readers expect the messages of the senders that ran and passed:
+	// a sender whose client is missing skips, and must not fail a reader.
 	var subjects []string
 	for _, tc := range sent {
-		subjects = append(subjects, tc.subject)
 		t.Run(tc.name, func(t *testing.T) {
 			expectation{exit: 0, want: tc.want}.check(t, "lab", tc.send(sender.in(t), tc.subject))
+			if !t.Failed() {
+				subjects = append(subjects, tc.subject)
+			}
 		})
 	}
-	n := len(sent)
+	n := len(subjects)
 	reads := []struct {
 		name string
 		read func(c *mailClient) result
@@ -96,6 +100,9 @@ func TestLabMailFlow(t *testing.T) {
 	}
 	for _, tc := range reads {
 		t.Run(tc.name, func(t *testing.T) {
+			if n == 0 {
+				t.Skip("no message to read: every sender skipped or failed")
+			}
 			expectation{exit: 0, want: tc.want}.check(t, "lab", tc.read(reader.in(t)))
 		})
 	}

@@ -10,7 +10,6 @@ package faults
 import (
 	"fmt"
 	"net"
-	"sync"
 
 	"github.com/maillab/maillab/internal/netx"
 	"github.com/maillab/maillab/lab"
@@ -36,18 +35,6 @@ type refusedConn struct{ netx.Wrapped }
 func (refusedConn) Read([]byte) (int, error)  { return 0, net.ErrClosed }
 func (refusedConn) Write([]byte) (int, error) { return 0, net.ErrClosed }
 
-// countedConn gives its slot back when closed.
-type countedConn struct {
-	netx.Wrapped
-	once    sync.Once
-	release func()
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
-}
-
 func init() {
 	Register(Definition{
 		Name:      "connection-limit",
@@ -59,28 +46,21 @@ func init() {
 		Apply: func(l *lab.Lab, sel *Selection, p any) error {
 			limit := p.(*connectionLimitParams).MaxConnections
 			for _, svc := range sel.Services {
-				var mu sync.Mutex
-				open := map[string]int{}
+				// The same counting as the lab's own connection limits
+				// (Options.MaxConnectionsPerClient), with a lower limit.
+				limiter := netx.NewConnLimiter(limit, -1)
 				host := svc.Provider.MailHost
 				svc.ConnWrappers = append(svc.ConnWrappers, func(c net.Conn, ts *transcript.Session) net.Conn {
-					ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-					mu.Lock()
-					if open[ip] >= limit {
-						mu.Unlock()
-						line := fmt.Sprintf("421 4.7.0 %s Error: too many connections from %s", host, ip)
-						ts.Log(transcript.Server, line)
-						ts.Eventf("fault connection-limit: %d connections from %s already open", limit, ip)
-						c.Write([]byte(line + "\r\n"))
-						c.Close()
-						return refusedConn{netx.Wrapped{Conn: c}}
+					counted, over := limiter.Admit(c)
+					if over == nil {
+						return counted
 					}
-					open[ip]++
-					mu.Unlock()
-					return &countedConn{Wrapped: netx.Wrapped{Conn: c}, release: func() {
-						mu.Lock()
-						open[ip]--
-						mu.Unlock()
-					}}
+					line := fmt.Sprintf("421 4.7.0 %s Error: too many connections from %s", host, over.Client)
+					ts.Log(transcript.Server, line)
+					ts.Eventf("fault connection-limit: %d connections from %s already open", limit, over.Client)
+					c.Write([]byte(line + "\r\n"))
+					c.Close()
+					return refusedConn{netx.Wrapped{Conn: c}}
 				})
 			}
 			return nil

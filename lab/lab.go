@@ -106,7 +106,73 @@ type Options struct {
 	// CA is the lab's root; nil makes a new one. A lab rebuilt or
 	// restarted with the same CA keeps every handed-out ca.pem valid.
 	CA *pki.CA
+	// Quota is the mail each account may hold, in bytes; 0 means
+	// DefaultQuota, a negative value no limit (docs/store.md).
+	Quota int64
+	// MaxMessageSize is the largest message SMTP and IMAP APPEND accept,
+	// in bytes; 0 means mailstore.DefaultMaxMessageSize (25 MiB), a
+	// negative value no limit.
+	MaxMessageSize int64
+	// LogMaxBytes is the size at which lab.log is rotated (renamed
+	// lab.log.1, older ones shifted); 0 means transcript.DefaultMaxBytes
+	// (10 MiB), a negative value never rotates.
+	LogMaxBytes int64
+	// LogKeep is how many rotated lab.log files are kept; 0 means
+	// transcript.DefaultKeep (5), a negative value keeps none.
+	LogKeep int
+
+	// MaxConnectionsPerClient is how many connections one client IP
+	// address may hold at once, over all the lab's ports together; default
+	// DefaultMaxConnectionsPerClient, negative for no limit. A connection
+	// over it gets the protocol's "try later" reply and is closed (see
+	// docs/limits.md).
+	MaxConnectionsPerClient int
+	// MaxConnections is how many connections all clients together may
+	// hold at once; default DefaultMaxConnections, negative for no limit.
+	MaxConnections int
+	// SMTPTimeout is how long an SMTP server waits for a complete command
+	// line (RFC 5321 §4.5.3.2); default DefaultSMTPTimeout.
+	SMTPTimeout time.Duration
+	// SMTPDataTimeout is how long the message after DATA may take to
+	// arrive in full (RFC 5321 §4.5.3.2.6); default DefaultSMTPDataTimeout.
+	SMTPDataTimeout time.Duration
+	// IMAPCommandTimeout is how long an IMAP server waits for a command
+	// before login, and for the rest of a command once its first byte
+	// came; default DefaultIMAPCommandTimeout.
+	IMAPCommandTimeout time.Duration
+	// IMAPIdleTimeout is the autologout timer after login (RFC 9051
+	// §5.4); default DefaultIMAPIdleTimeout.
+	IMAPIdleTimeout time.Duration
+	// POP3Timeout is the POP3 autologout timer: how long the server waits
+	// for a complete command line (RFC 1939 §3); default
+	// DefaultPOP3Timeout.
+	POP3Timeout time.Duration
 }
+
+// DefaultQuota is the default Options.Quota: 256 MiB per account, so a
+// client that keeps sending cannot make the lab hold more than that for
+// each account.
+const DefaultQuota = 256 << 20
+
+// Defaults of the limits in Options; docs/limits.md explains each.
+const (
+	// DefaultMaxConnectionsPerClient is Postfix's default
+	// smtpd_client_connection_count_limit (anvil).
+	DefaultMaxConnectionsPerClient = 50
+	// DefaultMaxConnections bounds the lab's descriptors in use by clients
+	// far below Go's raised RLIMIT_NOFILE on common systems.
+	DefaultMaxConnections = 2000
+	// DefaultSMTPTimeout is RFC 5321 §4.5.3.2's minimum for each command.
+	DefaultSMTPTimeout = 5 * time.Minute
+	// DefaultSMTPDataTimeout is RFC 5321 §4.5.3.2.6's "DATA termination".
+	DefaultSMTPDataTimeout = 10 * time.Minute
+	// DefaultIMAPCommandTimeout is go-imap's own limit before login.
+	DefaultIMAPCommandTimeout = 30 * time.Second
+	// DefaultIMAPIdleTimeout is RFC 9051 §5.4's minimum autologout timer.
+	DefaultIMAPIdleTimeout = 30 * time.Minute
+	// DefaultPOP3Timeout is RFC 1939 §3's minimum autologout timer.
+	DefaultPOP3Timeout = 10 * time.Minute
+)
 
 // Lab is a mail provider on loopback. Between New and Start its exported
 // fields and the fields of its services may be changed (that is what
@@ -136,12 +202,16 @@ type Lab struct {
 	// SMTPChecks are consulted by the primary provider's SMTP services.
 	SMTPChecks []smtpd.Check
 
-	opts     Options
-	logger   *slog.Logger
-	sink     transcript.Sink
-	logFile  *os.File
-	ownsDir  bool
-	sessions sync.Map // accepted conn → *transcript.Session
+	opts    Options
+	logger  *slog.Logger
+	sink    transcript.Sink
+	logFile *transcript.RotatingFile
+	ownsDir bool
+	// limiter counts client connections (Options.MaxConnections...);
+	// refusing bounds the TLS handshakes done only to say "too many
+	// connections" on implicit-TLS ports.
+	limiter  *netx.ConnLimiter
+	refusing chan struct{}
 
 	customer   []func(*settings.Settings) error
 	afterStart []func() error
@@ -229,11 +299,36 @@ func New(opts Options) (l *Lab, err error) {
 	if opts.CloseGrace == 0 {
 		opts.CloseGrace = 2 * time.Second
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&opts.SMTPTimeout, DefaultSMTPTimeout},
+		{&opts.SMTPDataTimeout, DefaultSMTPDataTimeout},
+		{&opts.IMAPCommandTimeout, DefaultIMAPCommandTimeout},
+		{&opts.IMAPIdleTimeout, DefaultIMAPIdleTimeout},
+		{&opts.POP3Timeout, DefaultPOP3Timeout},
+	} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("timeout %s must not be negative", *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if opts.MaxConnectionsPerClient == 0 {
+		opts.MaxConnectionsPerClient = DefaultMaxConnectionsPerClient
+	}
+	if opts.MaxConnections == 0 {
+		opts.MaxConnections = DefaultMaxConnections
+	}
 	l = &Lab{
-		Domain:  opts.Domain,
-		Address: opts.Address,
-		opts:    opts,
-		logger:  opts.Logger,
+		Domain:   opts.Domain,
+		Address:  opts.Address,
+		opts:     opts,
+		logger:   opts.Logger,
+		limiter:  netx.NewConnLimiter(opts.MaxConnectionsPerClient, opts.MaxConnections),
+		refusing: make(chan struct{}, maxRefusingHandshakes),
 	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
@@ -251,10 +346,15 @@ func New(opts Options) (l *Lab, err error) {
 	if err := l.makeCA(); err != nil {
 		return nil, err
 	}
-	l.Store, err = mailstore.Open(mailstore.Options{Dir: opts.StoreDir})
+	quota := opts.Quota
+	if quota == 0 {
+		quota = DefaultQuota
+	}
+	l.Store, err = mailstore.Open(mailstore.Options{Dir: opts.StoreDir, Logger: l.logger, DefaultQuota: max(quota, 0), MaxMessageSize: opts.MaxMessageSize})
 	if err != nil {
 		return nil, err
 	}
+	l.closers = append(l.closers, l.Store.Close) // compacts and unlocks last
 	accounts := opts.Accounts
 	if len(accounts) == 0 {
 		if accounts, err = storedAccounts(opts.StoreDir, opts.Domain); err != nil {
@@ -317,7 +417,14 @@ func (l *Lab) makeDir() error {
 		}
 		l.Dir = abs
 	}
-	f, err := os.OpenFile(filepath.Join(l.Dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	maxBytes, keep := l.opts.LogMaxBytes, l.opts.LogKeep
+	if maxBytes == 0 {
+		maxBytes = transcript.DefaultMaxBytes
+	}
+	if keep == 0 {
+		keep = transcript.DefaultKeep
+	}
+	f, err := transcript.OpenRotating(filepath.Join(l.Dir, "lab.log"), maxBytes, keep)
 	if err != nil {
 		return fmt.Errorf("lab directory %s is not writable: %w", l.Dir, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/maillab/maillab/lab"
+	"github.com/maillab/maillab/servers/mailstore"
 	"github.com/maillab/maillab/servers/transcript"
 )
 
@@ -43,6 +44,22 @@ func TestMaildirSurvivesRestart(t *testing.T) {
 	msgs := mb.Messages()
 	if len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "kept across restarts") {
 		t.Fatalf("after restart INBOX has %d messages, want the one sent before", len(msgs))
+	}
+}
+
+// TestSecondLabOnSameStoreRefused: two labs on one --store would hand
+// out the same UIDs for different messages; the second is refused at
+// start and told which process holds the store.
+func TestSecondLabOnSameStoreRefused(t *testing.T) {
+	store := t.TempDir()
+	startLab(t, lab.Options{StoreDir: store})
+	second, err := lab.Start(lab.Options{StoreDir: store})
+	if err == nil {
+		second.Close()
+		t.Fatal("lab.Start on a store another lab has open = nil error, want a refusal")
+	}
+	if want := fmt.Sprintf("in use by process %d", os.Getpid()); !errors.Is(err, mailstore.ErrStoreLocked) || !strings.Contains(err.Error(), want) {
+		t.Errorf("lab.Start on a store in use = %v, want ErrStoreLocked saying %q", err, want)
 	}
 }
 

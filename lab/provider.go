@@ -217,12 +217,17 @@ func (l *Lab) AddProvider(domain, ip string, accounts []settings.Account) (*Prov
 	return p, nil
 }
 
-// addZones adds the provider's A, MX and RFC 6186/8314 SRV records, and
-// the A records of its account set-up hosts.
+// addZones adds the provider's A (AAAA for an IPv6 address, RFC 3596),
+// MX and RFC 6186/8314 SRV records, and the address records of its account
+// set-up hosts.
 func (p *Provider) addZones(zones map[string]dnsd.Zone) {
 	for _, h := range append(append([]string(nil), p.Hosts...), p.Setup.Hosts...) {
 		z := zones[dns.Fqdn(h)]
-		z.A = append(z.A, p.AdvertisedIP)
+		if ip := net.ParseIP(p.AdvertisedIP); ip != nil && ip.To4() == nil {
+			z.AAAA = append(z.AAAA, p.AdvertisedIP)
+		} else {
+			z.A = append(z.A, p.AdvertisedIP)
+		}
 		zones[dns.Fqdn(h)] = z
 	}
 	z := zones[dns.Fqdn(p.Domain)]

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -71,51 +73,67 @@ func (l *Lab) startService(svc *Service) error {
 			return err
 		}
 		l.onClose(inner.Close)
-		l.goServe(svc.Name, func() error { return srv.Serve(l.serverListener(svc, inner, nil)) })
+		// The limits do not apply here: the inner connections all come
+		// from the lab's own address, and the middlebox (a fault)
+		// decides what the client sees.
+		l.goServe(svc.Name, func() error { return srv.Serve(l.serverListener(svc, inner, nil, false)) })
 		public := &sessionListener{Listener: svc.ln, lab: l, svc: svc, wrappers: svc.ConnWrappers}
 		innerAddr := inner.Addr().String()
 		l.goServe(svc.Name+" middlebox", func() error { return l.serveMiddlebox(svc, public, innerAddr) })
 		return nil
 	}
-	l.goServe(svc.Name, func() error { return srv.Serve(l.serverListener(svc, svc.ln, svc.ConnWrappers)) })
+	l.goServe(svc.Name, func() error { return srv.Serve(l.serverListener(svc, svc.ln, svc.ConnWrappers, true)) })
 	return nil
 }
 
 // serverListener stacks what sits between the socket and the server:
-// transcript session and fault wrappers below TLS, then the implicit-TLS
-// handshake (with the greeting delay after it) for TLS ports.
-func (l *Lab) serverListener(svc *Service, ln net.Listener, wrappers []ConnWrapper) net.Listener {
-	all := wrappers
+// transcript session, connection limits (if limited) and fault wrappers
+// below TLS, then the implicit-TLS handshake (with the greeting delay after
+// it) for TLS ports.
+func (l *Lab) serverListener(svc *Service, ln net.Listener, wrappers []ConnWrapper, limited bool) net.Listener {
+	// Below everything else (and TLS), so they see the servers' deadlines:
+	// the first read timeout ends the session, and IMAP's deadlines are
+	// the lab's, not go-imap's.
+	timeouts := imapd.Timeouts{Command: l.opts.IMAPCommandTimeout, Idle: l.opts.IMAPIdleTimeout}
+	all := append([]ConnWrapper{func(c net.Conn, _ *transcript.Session) net.Conn {
+		c = netx.NewFinalTimeout(c)
+		if svc.Protocol == settings.ProtocolIMAP {
+			c = timeouts.Wrap(c)
+		}
+		return c
+	}}, wrappers...)
 	if svc.GreetingDelay > 0 && !svc.TLS() {
 		d := svc.GreetingDelay
-		all = append(append([]ConnWrapper(nil), wrappers...), func(c net.Conn, ts *transcript.Session) net.Conn {
+		all = append(all, func(c net.Conn, ts *transcript.Session) net.Conn {
 			ts.Eventf("fault: greeting delayed by %s", d)
 			return netx.NewDelayFirstWrite(c, d)
 		})
 	}
-	var out net.Listener = &sessionListener{Listener: ln, lab: l, svc: svc, wrappers: all}
+	var out net.Listener = &sessionListener{Listener: ln, lab: l, svc: svc, wrappers: all, limited: limited}
 	if svc.TLS() {
-		out = newTLSListener(out, l.serverTLS(svc), l.opts.HandshakeTimeout, svc.GreetingDelay)
+		out = newTLSListener(out, l.serverTLS(svc), l.opts.HandshakeTimeout, svc.GreetingDelay, l.logger.With("service", svc.Name))
 	}
 	return out
 }
 
 func (l *Lab) serveMiddlebox(svc *Service, public net.Listener, innerAddr string) error {
-	for {
-		c, err := public.Accept()
-		if err != nil {
-			return err
-		}
-		ts := sessionOf(c)
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			svc.Middlebox.Serve(c, ts, func() (net.Conn, error) {
-				d := net.Dialer{Timeout: 5 * time.Second}
-				return d.Dial("tcp", innerAddr)
-			})
-		}()
+	loop := &netx.AcceptLoop{
+		Handle: func(c net.Conn) {
+			ts := sessionOf(c)
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				svc.Middlebox.Serve(c, ts, func() (net.Conn, error) {
+					d := net.Dialer{Timeout: 5 * time.Second}
+					return d.Dial("tcp", innerAddr)
+				})
+			}()
+		},
+		OnRetry: func(err error, wait time.Duration) {
+			l.logger.Warn("accept failed; retrying", "service", svc.Name, "err", err, "in", wait)
+		},
 	}
+	return loop.Run(public)
 }
 
 // serverTLS is the TLS configuration a service presents.
@@ -148,6 +166,14 @@ func (l *Lab) newServer(svc *Service) server {
 		if p == l.Primary {
 			checks = l.SMTPChecks
 		}
+		maxSize := svc.MaxMessageBytes // a fault's override
+		if maxSize == 0 {
+			// The store's limit, the same as IMAP's APPENDLIMIT; smtpd
+			// reads 0 as its own default, so "none" is the largest.
+			if maxSize = p.Store.MaxMessageSize(); maxSize == 0 {
+				maxSize = math.MaxInt64
+			}
+		}
 		return smtpd.New(smtpd.Config{
 			Hostname:          p.MailHost,
 			Service:           svc.Name,
@@ -158,7 +184,9 @@ func (l *Lab) newServer(svc *Service) server {
 			TLSConfig:         starttls,
 			AllowInsecureAuth: svc.AllowInsecureAuth,
 			Mechanisms:        svc.Mechanisms,
-			MaxMessageBytes:   svc.MaxMessageBytes,
+			MaxMessageBytes:   maxSize,
+			ReadTimeout:       l.opts.SMTPTimeout,
+			DataTimeout:       l.opts.SMTPDataTimeout,
 			Checks:            checks,
 			Relay: func(from string, to []string, msg []byte) error {
 				l.logger.Info("relayed mail not delivered: the lab has no outside world", "from", from, "to", to, "size", len(msg))
@@ -204,6 +232,7 @@ func (l *Lab) newServer(svc *Service) server {
 			TLSConfig:         starttls,
 			AllowInsecureAuth: svc.AllowInsecureAuth,
 			Mechanisms:        extra,
+			ReadTimeout:       l.opts.POP3Timeout,
 			Logger:            logger,
 			Trace: func(c *pop3.Conn, fromClient bool, line string) {
 				if ts := sessionOf(c.Conn()); ts != nil {
@@ -238,6 +267,10 @@ type sessionConn struct {
 	netx.Wrapped
 	ts   *transcript.Session
 	once sync.Once
+	// refusal is the reply owed after the TLS handshake to a connection
+	// over a limit; refused is called once it has been sent (or not).
+	refusal string
+	refused func()
 }
 
 func (c *sessionConn) Close() error {
@@ -265,27 +298,123 @@ func sessionOf(c net.Conn) *transcript.Session {
 	return nil
 }
 
-// sessionListener opens a transcript session per connection and applies
-// the fault wrappers.
+// sessionListener opens a transcript session per connection, counts it
+// against the lab's connection limits (if limited) and applies the fault
+// wrappers.
 type sessionListener struct {
 	net.Listener
 	lab      *Lab
 	svc      *Service
 	wrappers []ConnWrapper
+	limited  bool
 }
 
 func (sl *sessionListener) Accept() (net.Conn, error) {
-	raw, err := sl.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		raw, err := sl.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ts := transcript.NewSession(sl.lab.sink, sl.svc.Name, raw.RemoteAddr())
+		ts.Eventf("connection from %s to %s (%s)", raw.RemoteAddr(), raw.LocalAddr(), sl.svc.Provider.Domain)
+		if sl.limited {
+			counted, over := sl.lab.limiter.Admit(raw)
+			if over != nil {
+				if c := sl.refuse(raw, ts, over); c != nil {
+					return c, nil // refused after the TLS handshake
+				}
+				continue
+			}
+			raw = counted
+		}
+		var c net.Conn = &sessionConn{Wrapped: netx.Wrapped{Conn: raw}, ts: ts}
+		for _, w := range sl.wrappers {
+			c = w(c, ts)
+		}
+		return c, nil
 	}
-	ts := transcript.NewSession(sl.lab.sink, sl.svc.Name, raw.RemoteAddr())
-	ts.Eventf("connection from %s to %s (%s)", raw.RemoteAddr(), raw.LocalAddr(), sl.svc.Provider.Domain)
-	var c net.Conn = &sessionConn{Wrapped: netx.Wrapped{Conn: raw}, ts: ts}
-	for _, w := range sl.wrappers {
-		c = w(c, ts)
+}
+
+// maxRefusingHandshakes bounds the implicit-TLS handshakes in flight that
+// are done only to refuse a connection over a limit; past it, such
+// connections are closed without a reply (a flood must not cost more
+// descriptors than the limit saves).
+const maxRefusingHandshakes = 64
+
+// refuse answers a connection over a limit. On a plaintext port it writes
+// the protocol's reply and closes, returning nil. On an implicit-TLS port
+// the reply must come after the handshake: it returns the connection
+// marked, and the tlsListener replies and closes it instead of handing it
+// to the server.
+func (sl *sessionListener) refuse(raw net.Conn, ts *transcript.Session, over *netx.LimitError) net.Conn {
+	line := limitReply(sl.svc, over)
+	ts.Eventf("connection limit: %v", over)
+	sl.lab.logger.Debug("connection refused", "service", sl.svc.Name, "reason", over)
+	sc := &sessionConn{Wrapped: netx.Wrapped{Conn: raw}, ts: ts}
+	if !sl.svc.TLS() {
+		ts.Log(transcript.Server, line)
+		raw.SetWriteDeadline(time.Now().Add(time.Second))
+		raw.Write([]byte(line + "\r\n"))
+		sc.Close()
+		return nil
 	}
-	return c, nil
+	select {
+	case sl.lab.refusing <- struct{}{}:
+	default:
+		ts.Eventf("connection limit: %d refusals already in their TLS handshake; closed without a reply", maxRefusingHandshakes)
+		sc.Close()
+		return nil
+	}
+	sc.refusal = line
+	sc.refused = func() { <-sl.lab.refusing }
+	return sc
+}
+
+// limitReply is the reply to a connection over a limit, in its protocol's
+// own words: Postfix's 421 4.7.0 (RFC 5321 §3.8, RFC 3463 X.7.0), an IMAP
+// BYE greeting (RFC 9051 §7.1.5) with RFC 5530's LIMIT for the client's
+// own limit and UNAVAILABLE for the server's, and POP3's -ERR [SYS/TEMP]
+// (RFC 3206 §4).
+func limitReply(svc *Service, over *netx.LimitError) string {
+	host := svc.Provider.MailHost
+	switch svc.Protocol {
+	case settings.ProtocolSMTP:
+		if over.PerClient {
+			return fmt.Sprintf("421 4.7.0 %s Error: too many connections from %s", host, over.Client)
+		}
+		return fmt.Sprintf("421 4.7.0 %s Error: too many connections, try again later", host)
+	case settings.ProtocolIMAP:
+		if over.PerClient {
+			return fmt.Sprintf("* BYE [LIMIT] Too many connections from %s, try again later", over.Client)
+		}
+		return "* BYE [UNAVAILABLE] Too many connections, try again later"
+	default:
+		if over.PerClient {
+			return fmt.Sprintf("-ERR [SYS/TEMP] Too many connections from %s, try again later.", over.Client)
+		}
+		return "-ERR [SYS/TEMP] Too many connections, try again later."
+	}
+}
+
+// refusalOf returns the reply a connection over a limit is owed after its
+// TLS handshake, and the function that ends the refusal ("" and nil for a
+// connection within the limits).
+func refusalOf(c net.Conn) (string, func()) {
+	for c != nil {
+		if sc, ok := c.(*sessionConn); ok {
+			return sc.refusal, sc.refused
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return "", nil
+		}
+		next := u.NetConn()
+		if next == c {
+			return "", nil
+		}
+		c = next
+	}
+	return "", nil
 }
 
 // tlsListener does the implicit-TLS handshake itself, off the accept path
@@ -299,32 +428,39 @@ type tlsListener struct {
 	cfg     *tls.Config
 	timeout time.Duration
 	delay   time.Duration
+	log     *slog.Logger
 	conns   chan net.Conn
-	errc    chan error
 	done    chan struct{}
 	once    sync.Once
 }
 
-func newTLSListener(inner net.Listener, cfg *tls.Config, timeout, delay time.Duration) *tlsListener {
-	tl := &tlsListener{inner: inner, cfg: cfg, timeout: timeout, delay: delay,
-		conns: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
+func newTLSListener(inner net.Listener, cfg *tls.Config, timeout, delay time.Duration, log *slog.Logger) *tlsListener {
+	tl := &tlsListener{inner: inner, cfg: cfg, timeout: timeout, delay: delay, log: log,
+		conns: make(chan net.Conn), done: make(chan struct{})}
 	go tl.acceptLoop()
 	return tl
 }
 
+// acceptLoop accepts until Close; a failed accept (out of file
+// descriptors) is retried, never handed to the server: a server that got
+// it might stop serving the port for good.
 func (tl *tlsListener) acceptLoop() {
-	for {
-		c, err := tl.inner.Accept()
-		if err != nil {
-			tl.errc <- err
-			return
-		}
-		go tl.handshake(c)
+	loop := &netx.AcceptLoop{
+		Handle: func(c net.Conn) { go tl.handshake(c) },
+		OnRetry: func(err error, wait time.Duration) {
+			tl.log.Warn("accept failed; retrying", "addr", tl.inner.Addr(), "err", err, "in", wait)
+		},
+		Stop: tl.done,
 	}
+	loop.Run(tl.inner)
 }
 
 func (tl *tlsListener) handshake(c net.Conn) {
 	ts := sessionOf(c)
+	refusal, refused := refusalOf(c)
+	if refused != nil {
+		defer refused()
+	}
 	t := tls.Server(c, tl.cfg)
 	c.SetDeadline(time.Now().Add(tl.timeout))
 	if err := t.Handshake(); err != nil {
@@ -334,11 +470,20 @@ func (tl *tlsListener) handshake(c net.Conn) {
 		c.Close()
 		return
 	}
-	c.SetDeadline(time.Time{})
 	if ts != nil {
 		st := t.ConnectionState()
 		ts.Eventf("TLS established: %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 	}
+	if refusal != "" {
+		// Over a connection limit: the protocol's reply, inside TLS.
+		if ts != nil {
+			ts.Log(transcript.Server, refusal)
+		}
+		t.Write([]byte(refusal + "\r\n"))
+		t.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
 	netx.NotifyHandshakeDone(c)
 	if tl.delay > 0 {
 		if ts != nil {
@@ -362,9 +507,6 @@ func (tl *tlsListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-tl.conns:
 		return c, nil
-	case err := <-tl.errc:
-		tl.errc <- err
-		return nil, err
 	case <-tl.done:
 		return nil, net.ErrClosed
 	}

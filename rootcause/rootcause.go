@@ -1,159 +1,360 @@
-// Package rootcause lists the root-cause codes of maillab's failure catalog
-// (shared/catalog.md). The codes are public API: scripts compare them as
-// strings, so add, never rename.
+// Package rootcause is maillab's table of root causes (docs/catalog.md):
+// one row per code with everything known about it (its meaning, which is
+// the catalog's text; its layer, which is its precedence; the helpdesk's
+// default fix). The codes are public API: scripts compare them as strings,
+// so add, never rename. Adding a root cause means adding its constant and
+// its row here, and the rule that detects it.
 package rootcause
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // Code is one root-cause code such as "TLS_CERT_EXPIRED".
 type Code string
 
-// The codes of the catalog, in its order.
+// The codes of the catalog, in its order; what each means is in its row of
+// All.
 const (
-	// Healthy: every configured service connects, secures, authenticates and works.
-	Healthy Code = "HEALTHY"
-	// DNSNXDomain: the host name does not exist (typo, wrong domain).
-	DNSNXDomain Code = "DNS_NXDOMAIN"
-	// DNSServFail: the resolver answered SERVFAIL (DNS outage).
-	DNSServFail Code = "DNS_SERVFAIL"
-	// DNSTimeout: the resolver never answered (DNS blocked, resolver down).
-	DNSTimeout Code = "DNS_TIMEOUT"
-	// DNSResolverUnreachable: the configured resolver refuses/does not exist (wrong DNS server setting).
-	DNSResolverUnreachable Code = "DNS_RESOLVER_UNREACHABLE"
-	// DNSWrongAddress: the name resolves, but to a host that is not the domain's mail server (poisoned cache, stale record).
-	DNSWrongAddress Code = "DNS_WRONG_ADDRESS"
-	// ConfigHostNotForDomain: settings name a server that the account's domain does not use (e.g. a generic provider host).
-	ConfigHostNotForDomain Code = "CONFIG_HOST_NOT_FOR_DOMAIN"
-	// TCPRefused: connection actively refused (nothing listening, REJECT rule, missing port forward).
-	TCPRefused Code = "TCP_REFUSED"
-	// TCPTimeout: connection attempts vanish (firewall DROP, blocked outbound port).
-	TCPTimeout Code = "TCP_TIMEOUT"
-	// TCPReset: connected, then reset by the peer or a middlebox.
-	TCPReset Code = "TCP_RESET"
-	// PortSecurityMismatchTLSOnPlain: client starts TLS on a port that speaks plaintext (e.g. SSL on 25/587/143/110).
+	Healthy                        Code = "HEALTHY"
+	DNSNXDomain                    Code = "DNS_NXDOMAIN"
+	DNSServFail                    Code = "DNS_SERVFAIL"
+	DNSTimeout                     Code = "DNS_TIMEOUT"
+	DNSResolverUnreachable         Code = "DNS_RESOLVER_UNREACHABLE"
+	DNSWrongAddress                Code = "DNS_WRONG_ADDRESS"
+	ConfigHostNotForDomain         Code = "CONFIG_HOST_NOT_FOR_DOMAIN"
+	TCPRefused                     Code = "TCP_REFUSED"
+	TCPTimeout                     Code = "TCP_TIMEOUT"
+	TCPReset                       Code = "TCP_RESET"
 	PortSecurityMismatchTLSOnPlain Code = "PORT_SECURITY_MISMATCH_TLS_ON_PLAIN"
-	// PortSecurityMismatchPlainOnTLS: client speaks plaintext to an implicit-TLS port (465/993/995).
 	PortSecurityMismatchPlainOnTLS Code = "PORT_SECURITY_MISMATCH_PLAIN_ON_TLS"
-	// WrongProtocol: the port answers with another protocol (e.g. POP3 settings pointed at IMAP).
-	WrongProtocol Code = "WRONG_PROTOCOL"
-	// TLSProtocolTooOld: server offers only TLS versions the client refuses (e.g. TLS 1.0 only).
-	TLSProtocolTooOld Code = "TLS_PROTOCOL_TOO_OLD"
-	// TLSClientOutdated: the client's maximum TLS version is below what the server requires.
-	TLSClientOutdated Code = "TLS_CLIENT_OUTDATED"
-	// TLSCertExpired: certificate past NotAfter.
-	TLSCertExpired Code = "TLS_CERT_EXPIRED"
-	// TLSCertNotYetValid: certificate before NotBefore (often: wrong client clock).
-	TLSCertNotYetValid Code = "TLS_CERT_NOT_YET_VALID"
-	// TLSCertSelfSigned: self-signed leaf.
-	TLSCertSelfSigned Code = "TLS_CERT_SELF_SIGNED"
-	// TLSCertUntrusted: chain ends at a CA the client does not trust.
-	TLSCertUntrusted Code = "TLS_CERT_UNTRUSTED"
-	// TLSCertChainIncomplete: server omits the intermediate certificate.
-	TLSCertChainIncomplete Code = "TLS_CERT_CHAIN_INCOMPLETE"
-	// TLSCertHostnameMismatch: certificate does not name the host that was dialled.
-	TLSCertHostnameMismatch Code = "TLS_CERT_HOSTNAME_MISMATCH"
-	// TLSCertWeak: SHA-1 signature or RSA key under 2048 bits.
-	TLSCertWeak Code = "TLS_CERT_WEAK"
-	// TLSIntercepted: a middlebox re-signs the server's certificate (antivirus/proxy/VPN TLS inspection).
-	TLSIntercepted Code = "TLS_INTERCEPTED"
-	// STARTTLSNotOffered: client requires STARTTLS, server does not advertise it.
-	STARTTLSNotOffered Code = "STARTTLS_NOT_OFFERED"
-	// STARTTLSStripped: a middlebox removes STARTTLS from the capability list.
-	STARTTLSStripped Code = "STARTTLS_STRIPPED"
-	// STARTTLSRefused: STARTTLS advertised but the command is refused (454 / NO / -ERR).
-	STARTTLSRefused Code = "STARTTLS_REFUSED"
-	// STARTTLSHandshakeFailed: STARTTLS accepted, then the TLS handshake breaks.
-	STARTTLSHandshakeFailed Code = "STARTTLS_HANDSHAKE_FAILED"
-	// AuthRequiresTLS: server refuses login on an unencrypted channel (530 5.7.0, LOGINDISABLED, PRIVACYREQUIRED).
-	AuthRequiresTLS Code = "AUTH_REQUIRES_TLS"
-	// AuthFailed: wrong user name or password.
-	AuthFailed Code = "AUTH_FAILED"
-	// AuthBasicDisabled: password login disabled; OAuth2 (XOAUTH2/OAUTHBEARER) or app password required.
-	AuthBasicDisabled Code = "AUTH_BASIC_DISABLED"
-	// AuthMechUnsupported: no SASL mechanism in common.
-	AuthMechUnsupported Code = "AUTH_MECH_UNSUPPORTED"
-	// AuthPasswordExpired: credentials right but the password has expired.
-	AuthPasswordExpired Code = "AUTH_PASSWORD_EXPIRED"
-	// AuthAccountLocked: account locked after failed attempts or by an administrator.
-	AuthAccountLocked Code = "AUTH_ACCOUNT_LOCKED"
-	// PlaintextAuthBlocked: a firewall/filter cuts the connection when credentials are sent in clear text.
-	PlaintextAuthBlocked Code = "PLAINTEXT_AUTH_BLOCKED"
-	// SMTPRelayDenied: server refuses to relay (not authenticated / not allowed).
-	SMTPRelayDenied Code = "SMTP_RELAY_DENIED"
-	// SMTPClientBlocked: client IP refused (blocklist / IP restriction).
-	SMTPClientBlocked Code = "SMTP_CLIENT_BLOCKED"
-	// SMTPContentRejected: message refused for its content (attachment type, keyword).
-	SMTPContentRejected Code = "SMTP_CONTENT_REJECTED"
-	// SMTPMessageTooLarge: message over the server's SIZE limit.
-	SMTPMessageTooLarge Code = "SMTP_MESSAGE_TOO_LARGE"
-	// SMTPRateLimited: 421/450/451 throttling or greylisting.
-	SMTPRateLimited Code = "SMTP_RATE_LIMITED"
-	// MailboxFull: recipient or own mailbox over quota.
-	MailboxFull Code = "MAILBOX_FULL"
-	// ServerSlow: greeting or replies slower than the client waits.
-	ServerSlow Code = "SERVER_SLOW"
-	// LinkSlow: transfer rate too low for the message size (bandwidth/QoS).
-	LinkSlow Code = "LINK_SLOW"
-	// Intermittent: the same step sometimes works and sometimes fails (packet loss).
-	Intermittent Code = "INTERMITTENT"
+	WrongProtocol                  Code = "WRONG_PROTOCOL"
+	TLSProtocolTooOld              Code = "TLS_PROTOCOL_TOO_OLD"
+	TLSClientOutdated              Code = "TLS_CLIENT_OUTDATED"
+	TLSCertExpired                 Code = "TLS_CERT_EXPIRED"
+	TLSCertNotYetValid             Code = "TLS_CERT_NOT_YET_VALID"
+	TLSCertSelfSigned              Code = "TLS_CERT_SELF_SIGNED"
+	TLSCertUntrusted               Code = "TLS_CERT_UNTRUSTED"
+	TLSCertChainIncomplete         Code = "TLS_CERT_CHAIN_INCOMPLETE"
+	TLSCertHostnameMismatch        Code = "TLS_CERT_HOSTNAME_MISMATCH"
+	TLSCertWeak                    Code = "TLS_CERT_WEAK"
+	TLSIntercepted                 Code = "TLS_INTERCEPTED"
+	STARTTLSNotOffered             Code = "STARTTLS_NOT_OFFERED"
+	STARTTLSStripped               Code = "STARTTLS_STRIPPED"
+	STARTTLSRefused                Code = "STARTTLS_REFUSED"
+	STARTTLSHandshakeFailed        Code = "STARTTLS_HANDSHAKE_FAILED"
+	AuthRequiresTLS                Code = "AUTH_REQUIRES_TLS"
+	AuthFailed                     Code = "AUTH_FAILED"
+	AuthBasicDisabled              Code = "AUTH_BASIC_DISABLED"
+	AuthMechUnsupported            Code = "AUTH_MECH_UNSUPPORTED"
+	AuthPasswordExpired            Code = "AUTH_PASSWORD_EXPIRED"
+	AuthAccountLocked              Code = "AUTH_ACCOUNT_LOCKED"
+	PlaintextAuthBlocked           Code = "PLAINTEXT_AUTH_BLOCKED"
+	SMTPRelayDenied                Code = "SMTP_RELAY_DENIED"
+	SMTPSenderRejected             Code = "SMTP_SENDER_REJECTED"
+	SMTPClientBlocked              Code = "SMTP_CLIENT_BLOCKED"
+	SMTPContentRejected            Code = "SMTP_CONTENT_REJECTED"
+	SMTPMessageTooLarge            Code = "SMTP_MESSAGE_TOO_LARGE"
+	SMTPRateLimited                Code = "SMTP_RATE_LIMITED"
+	MailboxFull                    Code = "MAILBOX_FULL"
+	ServerSlow                     Code = "SERVER_SLOW"
+	LinkSlow                       Code = "LINK_SLOW"
+	Intermittent                   Code = "INTERMITTENT"
 )
 
-// Info describes a code for people.
-type Info struct {
-	Code    Code
-	Meaning string
+// Layer is where a failure sits in the order of diagnosis: the lower, the
+// more fundamental. A failure at a lower layer explains failures above it,
+// so the layer is a code's precedence when several services or steps fail
+// (ties go to the service, then the step, probed first).
+type Layer int
+
+// Layers, lowest (most fundamental) first.
+const (
+	LayerResolver         Layer = iota + 1 // the DNS resolver itself
+	LayerName                              // the host name's records
+	LayerHostNotForDomain                  // settings that name another domain's server
+	LayerTCP                               // the TCP connection
+	LayerPort                              // what the port speaks
+	LayerTLS                               // TLS and the certificate
+	LayerStartTLS                          // the STARTTLS upgrade
+	LayerAuth                              // the login
+	LayerPolicy                            // the server's acceptance of mail and mailboxes
+	LayerSlow                              // timing: slow servers, slow links, lossy paths
+	LayerHealthy                           // nothing failed
+)
+
+// Target is the service a fix is written for, in the words of mail
+// clients' settings dialogs.
+type Target struct {
+	// Role is e.g. "outgoing server (SMTP)".
+	Role string
+	Host string
+	Port int
+	// Protocol is "SMTP", "IMAP" or "POP3".
+	Protocol string
+	// TLSPort and StartTLSPort are the protocol's standard ports for
+	// SSL/TLS and STARTTLS (465/587, 993/143, 995/110).
+	TLSPort, StartTLSPort int
 }
 
-// All lists every code with its meaning, in catalog order.
+func (t Target) hostPort() string { return fmt.Sprintf("%s port %d", t.Host, t.Port) }
+
+// Info is one row of the table: everything known about one code.
+type Info struct {
+	Code Code
+	// Meaning says what the code means in one line: the catalog's text
+	// (docs/catalog.md's table of codes is generated from it).
+	Meaning string
+	// Layer is the code's layer and precedence.
+	Layer Layer
+	// Fix is the helpdesk's default fix for a service, used where the
+	// diagnoser has nothing more specific to say.
+	Fix func(Target) string
+	// TimeoutBound is set for a code that a diagnoser names only after a
+	// wait runs out (a connect or reply timeout, a stalled handshake, a
+	// silent port tried with TLS): its time to diagnosis is the timeout's.
+	TimeoutBound bool
+}
+
+// All is the table: every code, in catalog order.
 var All = []Info{
-	{Healthy, "every configured service connects, secures, authenticates and works"},
-	{DNSNXDomain, "the host name does not exist (typo, wrong domain)"},
-	{DNSServFail, "the resolver answered SERVFAIL (DNS outage)"},
-	{DNSTimeout, "the resolver never answered (DNS blocked, resolver down)"},
-	{DNSResolverUnreachable, "the configured resolver refuses/does not exist (wrong DNS server setting)"},
-	{DNSWrongAddress, "the name resolves, but to a host that is not the domain's mail server (poisoned cache, stale record)"},
-	{ConfigHostNotForDomain, "settings name a server that the account's domain does not use (e.g. a generic provider host)"},
-	{TCPRefused, "connection actively refused (nothing listening, REJECT rule, missing port forward)"},
-	{TCPTimeout, "connection attempts vanish (firewall DROP, blocked outbound port)"},
-	{TCPReset, "connected, then reset by the peer or a middlebox"},
-	{PortSecurityMismatchTLSOnPlain, "client starts TLS on a port that speaks plaintext (e.g. SSL on 25/587/143/110)"},
-	{PortSecurityMismatchPlainOnTLS, "client speaks plaintext to an implicit-TLS port (465/993/995)"},
-	{WrongProtocol, "the port answers with another protocol (e.g. POP3 settings pointed at IMAP)"},
-	{TLSProtocolTooOld, "server offers only TLS versions the client refuses (e.g. TLS 1.0 only)"},
-	{TLSClientOutdated, "the client's maximum TLS version is below what the server requires"},
-	{TLSCertExpired, "certificate past NotAfter"},
-	{TLSCertNotYetValid, "certificate before NotBefore (often: wrong client clock)"},
-	{TLSCertSelfSigned, "self-signed leaf"},
-	{TLSCertUntrusted, "chain ends at a CA the client does not trust"},
-	{TLSCertChainIncomplete, "server omits the intermediate certificate"},
-	{TLSCertHostnameMismatch, "certificate does not name the host that was dialled"},
-	{TLSCertWeak, "SHA-1 signature or RSA key under 2048 bits"},
-	{TLSIntercepted, "a middlebox re-signs the server's certificate (antivirus/proxy/VPN TLS inspection)"},
-	{STARTTLSNotOffered, "client requires STARTTLS, server does not advertise it"},
-	{STARTTLSStripped, "a middlebox removes STARTTLS from the capability list"},
-	{STARTTLSRefused, "STARTTLS advertised but the command is refused (454 / NO / -ERR)"},
-	{STARTTLSHandshakeFailed, "STARTTLS accepted, then the TLS handshake breaks"},
-	{AuthRequiresTLS, "server refuses login on an unencrypted channel (530 5.7.0, LOGINDISABLED, PRIVACYREQUIRED)"},
-	{AuthFailed, "wrong user name or password"},
-	{AuthBasicDisabled, "password login disabled; OAuth2 (XOAUTH2/OAUTHBEARER) or app password required"},
-	{AuthMechUnsupported, "no SASL mechanism in common"},
-	{AuthPasswordExpired, "credentials right but the password has expired"},
-	{AuthAccountLocked, "account locked after failed attempts or by an administrator"},
-	{PlaintextAuthBlocked, "a firewall/filter cuts the connection when credentials are sent in clear text"},
-	{SMTPRelayDenied, "server refuses to relay (not authenticated / not allowed)"},
-	{SMTPClientBlocked, "client IP refused (blocklist / IP restriction)"},
-	{SMTPContentRejected, "message refused for its content (attachment type, keyword)"},
-	{SMTPMessageTooLarge, "message over the server's SIZE limit"},
-	{SMTPRateLimited, "421/450/451 throttling or greylisting"},
-	{MailboxFull, "recipient or own mailbox over quota"},
-	{ServerSlow, "greeting or replies slower than the client waits"},
-	{LinkSlow, "transfer rate too low for the message size (bandwidth/QoS)"},
-	{Intermittent, "the same step sometimes works and sometimes fails (packet loss)"},
+	{Code: Healthy, Layer: LayerHealthy,
+		Meaning: "every configured service connects, secures, authenticates and works",
+		Fix: func(Target) string {
+			return "Nothing to fix on the server side: the account connects, encrypts, logs in and sends or fetches mail. If the mail client still fails, compare its settings with the ones tested here."
+		}},
+	{Code: DNSNXDomain, Layer: LayerName,
+		Meaning: "the host name does not exist (typo, wrong domain)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("Check the spelling of the %s name %q in the mail client.", t.Role, t.Host)
+		}},
+	{Code: DNSServFail, Layer: LayerResolver,
+		Meaning: "the resolver answered SERVFAIL (DNS outage)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The DNS server cannot resolve %s right now (an outage at the domain's DNS provider or at the resolver). Wait and retry, or use another DNS server.", t.Host)
+		}},
+	{Code: DNSTimeout, Layer: LayerResolver, TimeoutBound: true,
+		Meaning: "the resolver never answered (DNS blocked, resolver down)",
+		Fix: func(Target) string {
+			return "The DNS server does not answer. Check that the firewall lets DNS through (UDP and TCP port 53), or set the computer to use a working DNS server."
+		}},
+	{Code: DNSResolverUnreachable, Layer: LayerResolver,
+		Meaning: "the configured resolver refuses/does not exist (wrong DNS server setting)",
+		Fix: func(Target) string {
+			return "The computer's DNS server setting points at a server that does not resolve names. Set the DNS server to the router's or the provider's resolver."
+		}},
+	{Code: DNSWrongAddress, Layer: LayerName,
+		Meaning: "the name resolves, but to a host that is not the domain's mail server (poisoned cache, stale record)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("%s resolves to a server of another organisation. Flush the DNS cache, look for a stale entry for %s in the hosts file, and check the domain's DNS records.", t.Host, t.Host)
+		}},
+	{Code: ConfigHostNotForDomain, Layer: LayerHostNotForDomain,
+		Meaning: "settings name a server that the account's domain does not use (e.g. a generic provider host)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("In the mail client, replace the %s %q with the server of the account's domain.", t.Role, t.Host)
+		}},
+	{Code: TCPRefused, Layer: LayerTCP,
+		Meaning: "connection actively refused (nothing listening, REJECT rule, missing port forward)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("Nothing accepts connections on %s. Check the port in the mail client, that the mail server runs, and the firewall and port forwarding in front of it.", t.hostPort())
+		}},
+	{Code: TCPTimeout, Layer: LayerTCP, TimeoutBound: true,
+		Meaning: "connection attempts vanish (firewall DROP, blocked outbound port)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("Connections to %s vanish: a firewall drops them (many networks block outgoing port 25). Use another port the provider offers, or ask the network administrator to open this one.", t.hostPort())
+		}},
+	{Code: TCPReset, Layer: LayerTCP,
+		Meaning: "connected, then reset by the peer or a middlebox",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The connection to %s is reset: a firewall, antivirus, VPN or the server itself cuts it. Check their logs, or try from another network.", t.hostPort())
+		}},
+	{Code: PortSecurityMismatchTLSOnPlain, Layer: LayerPort,
+		Meaning: "client starts TLS on a port that speaks plaintext (e.g. SSL on 25/587/143/110)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("Port %d speaks plaintext first: in the mail client set the %s security to STARTTLS for port %d, or use the port for SSL/TLS (%d).", t.Port, t.Role, t.Port, t.TLSPort)
+		}},
+	{Code: PortSecurityMismatchPlainOnTLS, Layer: LayerPort, TimeoutBound: true,
+		Meaning: "client speaks plaintext to an implicit-TLS port (465/993/995)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("Port %d expects SSL/TLS from the first byte: in the mail client set the %s security to SSL/TLS.", t.Port, t.Role)
+		}},
+	{Code: WrongProtocol, Layer: LayerPort,
+		Meaning: "the port answers with another protocol (e.g. POP3 settings pointed at IMAP)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("Port %d on %s is not a %s port: set the %s port to the %s port of the provider.", t.Port, t.Host, t.Protocol, t.Role, t.Protocol)
+		}},
+	{Code: TLSProtocolTooOld, Layer: LayerTLS,
+		Meaning: "server offers only TLS versions the client refuses (e.g. TLS 1.0 only)",
+		Fix: func(Target) string {
+			return "The server speaks only old TLS versions that current clients refuse: the administrator must enable TLS 1.2 or 1.3 on the server."
+		}},
+	{Code: TLSClientOutdated, Layer: LayerTLS,
+		Meaning: "the client's maximum TLS version is below what the server requires",
+		Fix: func(Target) string {
+			return "The mail client (or the operating system it relies on) speaks only old TLS versions the server refuses: update the mail client or enable TLS 1.2 in the system."
+		}},
+	{Code: TLSCertExpired, Layer: LayerTLS,
+		Meaning: "certificate past NotAfter",
+		Fix: func(t Target) string {
+			return "The server's certificate has expired: the administrator must renew it. Do not add a security exception in the client."
+		}},
+	{Code: TLSCertNotYetValid, Layer: LayerTLS,
+		Meaning: "certificate before NotBefore (often: wrong client clock)",
+		Fix: func(t Target) string {
+			return "Check this computer's date, time and time zone. If they are right, the server's certificate starts in the future and the administrator must replace it."
+		}},
+	{Code: TLSCertSelfSigned, Layer: LayerTLS,
+		Meaning: "self-signed leaf",
+		Fix: func(Target) string {
+			return "The server uses a self-signed certificate: the administrator should install a certificate from a public CA; for a private server, import this certificate into the client after checking its fingerprint with the administrator."
+		}},
+	{Code: TLSCertUntrusted, Layer: LayerTLS,
+		Meaning: "chain ends at a CA the client does not trust",
+		Fix: func(Target) string {
+			return "The certificate comes from a CA this computer does not trust: if it is the organisation's own CA, install its root certificate on this computer; otherwise the server needs a certificate from a public CA."
+		}},
+	{Code: TLSCertChainIncomplete, Layer: LayerTLS,
+		Meaning: "server omits the intermediate certificate",
+		Fix: func(t Target) string {
+			return "The server must send its intermediate certificate(s) with its own: the administrator should configure the full chain (e.g. fullchain.pem instead of cert.pem)."
+		}},
+	{Code: TLSCertHostnameMismatch, Layer: LayerTLS,
+		Meaning: "certificate does not name the host that was dialled",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("In the mail client, use a host name that the server's certificate names, or the administrator must add %s to the certificate.", t.Host)
+		}},
+	{Code: TLSCertWeak, Layer: LayerTLS,
+		Meaning: "SHA-1 signature or RSA key under 2048 bits",
+		Fix: func(Target) string {
+			return "The administrator must replace the certificate with one signed with SHA-256 or better and an RSA key of at least 2048 bits (or an ECDSA key)."
+		}},
+	{Code: TLSIntercepted, Layer: LayerTLS,
+		Meaning: "a middlebox re-signs the server's certificate (antivirus/proxy/VPN TLS inspection)",
+		Fix: func(Target) string {
+			return "An antivirus, firewall or proxy on the way re-signs the server's certificate. Turn off its SSL/TLS or e-mail scanning, or exempt the mail server from inspection."
+		}},
+	{Code: STARTTLSNotOffered, Layer: LayerStartTLS,
+		Meaning: "client requires STARTTLS, server does not advertise it",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The server does not offer STARTTLS on port %d: set the %s security to SSL/TLS with its port (%d), or ask the administrator to enable STARTTLS.", t.Port, t.Role, t.TLSPort)
+		}},
+	{Code: STARTTLSStripped, Layer: LayerStartTLS,
+		Meaning: "a middlebox removes STARTTLS from the capability list",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("A device on the way removes STARTTLS from the server's answer (e.g. Cisco ESMTP inspection). Turn that inspection off, or use SSL/TLS on port %d, which it cannot rewrite.", t.TLSPort)
+		}},
+	{Code: STARTTLSRefused, Layer: LayerStartTLS,
+		Meaning: "STARTTLS advertised but the command is refused (454 / NO / -ERR)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The server offers STARTTLS but refuses it: its TLS setup is broken and the administrator must fix it. Meanwhile try SSL/TLS on port %d.", t.TLSPort)
+		}},
+	{Code: STARTTLSHandshakeFailed, Layer: LayerStartTLS,
+		Meaning: "STARTTLS accepted, then the TLS handshake breaks",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The server accepts STARTTLS but the TLS handshake then fails: the administrator must check the server's TLS configuration, or a device on the way breaks TLS. Meanwhile try SSL/TLS on port %d.", t.TLSPort)
+		}},
+	{Code: AuthRequiresTLS, Layer: LayerAuth,
+		Meaning: "server refuses login on an unencrypted channel (530 5.7.0, LOGINDISABLED, PRIVACYREQUIRED)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The server refuses to log in over an unencrypted connection: set the %s security to STARTTLS (port %d) or SSL/TLS (port %d).",
+				t.Role, t.StartTLSPort, t.TLSPort)
+		}},
+	{Code: AuthFailed, Layer: LayerAuth,
+		Meaning: "wrong user name or password",
+		Fix: func(Target) string {
+			return "Re-enter the user name and password in the mail client; if the password was changed (e.g. on the web), use the new one on every device."
+		}},
+	{Code: AuthBasicDisabled, Layer: LayerAuth,
+		Meaning: "password login disabled; OAuth2 (XOAUTH2/OAUTHBEARER) or app password required",
+		Fix: func(Target) string {
+			return "Password login is disabled for this account: switch the mail client to OAuth2 (Modern Authentication) or create an app password, or ask the administrator to allow authenticated SMTP/IMAP/POP."
+		}},
+	{Code: AuthMechUnsupported, Layer: LayerAuth,
+		Meaning: "no SASL mechanism in common",
+		Fix: func(Target) string {
+			return "Set the authentication method in the mail client to one the server offers; \"normal password\" over SSL/TLS or STARTTLS is the usual choice."
+		}},
+	{Code: AuthPasswordExpired, Layer: LayerAuth,
+		Meaning: "credentials right but the password has expired",
+		Fix: func(t Target) string {
+			return "The password has expired: change it (e.g. in the provider's web mail or portal), then enter the new one in the mail client."
+		}},
+	{Code: AuthAccountLocked, Layer: LayerAuth,
+		Meaning: "account locked after failed attempts or by an administrator",
+		Fix: func(Target) string {
+			return "The account is locked or disabled: ask the administrator to unlock it, and make sure no device keeps retrying an old password (that locks it again)."
+		}},
+	{Code: PlaintextAuthBlocked, Layer: LayerAuth,
+		Meaning: "a firewall/filter cuts the connection when credentials are sent in clear text",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("A firewall or filter cuts connections that send a login in clear text: set the %s security to STARTTLS or SSL/TLS.", t.Role)
+		}},
+	{Code: SMTPRelayDenied, Layer: LayerPolicy,
+		Meaning: "server refuses to relay (not authenticated / not allowed)",
+		Fix: func(Target) string {
+			return "Turn on \"outgoing server requires authentication\" in the mail client and use the submission port (587 with STARTTLS or 465 with SSL/TLS), so that the server relays for you."
+		}},
+	{Code: SMTPSenderRejected, Layer: LayerPolicy,
+		Meaning: "server refuses the sender address: the From is not one the login may send as (alias, typo), or its domain is not accepted",
+		Fix: func(Target) string {
+			return "The server refuses the sender (From) address: check it for typos in the mail client's account settings, and send from an address this login owns; to send as an alias or another address, ask the administrator to allow it for this login (Postfix smtpd_sender_login_maps, Exchange Send As permission)."
+		}},
+	{Code: SMTPClientBlocked, Layer: LayerPolicy,
+		Meaning: "client IP refused (blocklist / IP restriction)",
+		Fix: func(Target) string {
+			return "The server refuses this computer's IP address (a blocklist or an IP restriction): send through the provider's authenticated submission service, or have the IP delisted."
+		}},
+	{Code: SMTPContentRejected, Layer: LayerPolicy,
+		Meaning: "message refused for its content (attachment type, keyword)",
+		Fix: func(Target) string {
+			return "The server refused the message for its content: remove the blocked attachment (or share it by link) or the flagged content, and send again."
+		}},
+	{Code: SMTPMessageTooLarge, Layer: LayerPolicy,
+		Meaning: "message over the server's SIZE limit",
+		Fix: func(Target) string {
+			return "The message is larger than the server accepts: send it without the large attachment and share the file by link."
+		}},
+	{Code: SMTPRateLimited, Layer: LayerPolicy,
+		Meaning: "421/450/451 throttling or greylisting",
+		Fix: func(t Target) string {
+			return "The server is throttling this sender (too many messages or connections, or greylisting): wait a few minutes and retry; the client will succeed on a later attempt."
+		}},
+	{Code: MailboxFull, Layer: LayerPolicy,
+		Meaning: "recipient or own mailbox over quota",
+		Fix: func(Target) string {
+			return "The mailbox is over its quota: delete or archive messages and empty the trash, or ask the administrator for more space."
+		}},
+	{Code: ServerSlow, Layer: LayerSlow, TimeoutBound: true,
+		Meaning: "greeting or replies slower than the client waits",
+		Fix: func(Target) string {
+			return "The server answers more slowly than the client waits: raise the server timeout in the mail client, and ask the administrator to check the server's load."
+		}},
+	{Code: LinkSlow, Layer: LayerSlow, TimeoutBound: true,
+		Meaning: "transfer rate too low for the message size (bandwidth/QoS)",
+		Fix: func(Target) string {
+			return "The network link is too slow for this message: send it from a faster connection, make it smaller, or check for bandwidth limits (QoS, a metered or throttled line)."
+		}},
+	{Code: Intermittent, Layer: LayerSlow, TimeoutBound: true,
+		Meaning: "the same step sometimes works and sometimes fails (packet loss)",
+		Fix: func(Target) string {
+			return "The connection works only some of the time (packet loss): check Wi-Fi, VPN and cabling, or try another network; the server itself answers."
+		}},
+}
+
+// Lookup returns the row of c.
+func Lookup(c Code) (Info, bool) {
+	i := slices.IndexFunc(All, func(info Info) bool { return info.Code == c })
+	if i < 0 {
+		return Info{}, false
+	}
+	return All[i], true
 }
 
 // Valid reports whether s is a code of the catalog.
 func Valid(s string) bool {
-	return slices.ContainsFunc(All, func(i Info) bool { return string(i.Code) == s })
+	_, ok := Lookup(Code(s))
+	return ok
 }
 
 // Names returns every code as a string, in catalog order.
@@ -167,10 +368,30 @@ func Names() []string {
 
 // Meaning returns the catalog's one-line meaning of c, or "" if c is unknown.
 func Meaning(c Code) string {
-	for _, info := range All {
-		if info.Code == c {
-			return info.Meaning
-		}
+	info, _ := Lookup(c)
+	return info.Meaning
+}
+
+// LayerOf returns the layer of c; an unknown code sorts with the slow ones.
+func LayerOf(c Code) Layer {
+	if info, ok := Lookup(c); ok {
+		return info.Layer
 	}
-	return ""
+	return LayerSlow
+}
+
+// Fix returns the default fix of c for t, or "" if c is unknown.
+func Fix(c Code, t Target) string {
+	info, ok := Lookup(c)
+	if !ok || info.Fix == nil {
+		return ""
+	}
+	return info.Fix(t)
+}
+
+// IsTimeoutBound reports whether the code c is named only after a wait
+// runs out (Info.TimeoutBound).
+func IsTimeoutBound(c Code) bool {
+	info, _ := Lookup(c)
+	return info.TimeoutBound
 }

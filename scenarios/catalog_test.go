@@ -20,7 +20,7 @@ func catalogTable(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	row := regexp.MustCompile("^\\| ([a-z0-9-]+) \\| [^|]* \\| [^|]* \\| ([A-Z_]+) \\|$")
+	row := regexp.MustCompile(`^\| ([a-z0-9-]+) \| [^|]* \| [^|]* \| ([A-Z_]+) \|$`)
 	out := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -37,8 +37,8 @@ func TestCatalogMatchesContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := catalogTable(t)
-	if len(want) != 47 {
-		t.Fatalf("read %d scenarios from catalog.md, want 47", len(want))
+	if len(want) == 0 {
+		t.Fatal("read no scenarios from catalog.md")
 	}
 	got := map[string]string{}
 	for _, sc := range cat {
@@ -55,6 +55,16 @@ func TestCatalogMatchesContract(t *testing.T) {
 	for name := range got {
 		if _, ok := want[name]; !ok {
 			t.Errorf("scenario %s is not in catalog.md", name)
+		}
+	}
+	// Every root cause of the table can be met in the lab.
+	covered := map[string]bool{}
+	for _, code := range got {
+		covered[code] = true
+	}
+	for _, info := range rootcause.All {
+		if !covered[string(info.Code)] {
+			t.Errorf("root cause %s has no scenario in the catalog", info.Code)
 		}
 	}
 }

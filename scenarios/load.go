@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/mail"
 	"os"
 	"path"
 	"slices"
@@ -278,6 +279,11 @@ func (sc *Scenario) validateCustomer(n *yaml.Node) error {
 		}
 		if o.Port < 0 || o.Port > 65535 {
 			return errAt("override."+name+".port", "port %d out of range", o.Port)
+		}
+	}
+	if c.Email != "" {
+		if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email || !strings.Contains(c.Email, "@") {
+			return errAt("email", "%q is not an email address (local@domain)", c.Email)
 		}
 	}
 	if c.Resolver != "" && c.Resolver != "unreachable" {

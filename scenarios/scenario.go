@@ -57,6 +57,9 @@ type Customer struct {
 	Services []string `yaml:"services"`
 	// Override changes host, port or security of a configured service.
 	Override map[string]ServiceOverride `yaml:"override"`
+	// Email: the address the client sends from (an alias, a typo); empty
+	// keeps the account's own. The login name stays the account's.
+	Email string `yaml:"email"`
 	// Username: the login name typed; "none" for a client that does not
 	// log in; empty keeps the right one.
 	Username string `yaml:"username"`
@@ -200,6 +203,9 @@ func (sc *Scenario) applyCustomer(l *lab.Lab) error {
 			s.Accounts = s.Accounts[:1]
 		}
 		if len(s.Accounts) == 1 {
+			if c.Email != "" {
+				s.Accounts[0].Email = c.Email
+			}
 			switch c.Username {
 			case "":
 			case "none":

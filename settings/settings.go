@@ -265,6 +265,11 @@ func Parse(file string, data []byte) (*Settings, error) {
 		// refuse; report it anyway rather than crash.
 		return nil, &Error{File: file, Msg: "invalid settings: " + err.Error()}
 	}
+	// "auth_mechs": [] means what no list means (any mechanism); keep one
+	// form, so that Parse(Marshal(s)) equals s (Marshal omits empty lists).
+	if s.Client != nil && len(s.Client.AuthMechs) == 0 {
+		s.Client.AuthMechs = nil
+	}
 	if err := s.validate(); err != nil {
 		var se *Error
 		if errors.As(err, &se) {

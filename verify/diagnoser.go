@@ -56,7 +56,7 @@ func (b Bundled) Diagnose(ctx context.Context, _ string, s *settings.Settings) (
 		return nil, err
 	}
 	if b.Timeout > 0 {
-		cfg.Timeout = b.Timeout
+		cfg.ConnectTimeout, cfg.ReplyTimeout = b.Timeout, b.Timeout
 	}
 	rep, err := diagnose.Run(ctx, cfg)
 	if err != nil {

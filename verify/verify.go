@@ -196,11 +196,4 @@ func runOne(ctx context.Context, sc *scenarios.Scenario, d Diagnoser, opts lab.O
 // TimeoutBound reports whether a code is diagnosed by waiting for a
 // timeout, which sets the floor of a scenario's time (the benchmarks
 // report the others' median separately).
-func TimeoutBound(code string) bool {
-	switch rootcause.Code(code) {
-	case rootcause.TCPTimeout, rootcause.DNSTimeout, rootcause.ServerSlow, rootcause.LinkSlow,
-		rootcause.Intermittent, rootcause.PortSecurityMismatchPlainOnTLS:
-		return true
-	}
-	return false
-}
+func TimeoutBound(code string) bool { return rootcause.IsTimeoutBound(rootcause.Code(code)) }

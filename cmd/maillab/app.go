@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -15,6 +16,9 @@ const (
 	exitOK      = 0 // success; for diagnose and verify: nothing wrong was found
 	exitFinding = 1 // diagnose found a fault; verify had a failing scenario
 	exitUsage   = 2 // bad usage or unreadable input; maillab itself failed
+	// exitInterrupted is the shells' 128+SIGINT: diagnose was interrupted
+	// (Ctrl-C) and printed the steps it had run, without a root cause.
+	exitInterrupted = 130
 )
 
 // commands is filled by the init functions of the command files, so each
@@ -43,7 +47,8 @@ func silentExit(code int) error { return &exitError{code: code} }
 const exitCodesHelp = `EXIT CODES:
    0  success (diagnose: healthy; verify: every scenario passed)
    1  a fault was found (diagnose) or a scenario failed (verify)
-   2  bad usage or unreadable input; the message names the flag, file or line`
+   2  bad usage or unreadable input; the message names the flag, file or line
+   130  interrupted (Ctrl-C); diagnose prints the steps it ran, no root cause`
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	cmds := append([]*cli.Command(nil), commands...)
@@ -62,14 +67,100 @@ accounts layer by layer.
 		EnableBashCompletion: true,
 		Writer:               stdout,
 		ErrWriter:            stderr,
-		HideVersion:          true,
+		Version:              readVersion().String(),
 		// Errors are printed by run, once, in one line.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageErrorf("%s", err)
-		},
+		OnUsageError:   onUsageError,
 	}
+	setUsageErrorHandlers(cmds)
 	return app
+}
+
+// setUsageErrorHandlers gives every command and subcommand the one-line
+// flag error of onUsageError; without it urfave/cli prints the command's
+// whole help to stdout beside the error.
+func setUsageErrorHandlers(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+		setUsageErrorHandlers(c.Subcommands)
+	}
+}
+
+// undefinedFlag matches the flag package's error for an unknown flag.
+var undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+
+// onUsageError turns a flag parse error into one line: an unknown flag is
+// named with the nearest valid flag of the same command.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	m := undefinedFlag.FindStringSubmatch(err.Error())
+	if m == nil {
+		return usageErrorf("%s", err)
+	}
+	// The command's path from the lineage of contexts: HelpName is
+	// mutated by urfave/cli on every run of the shared command values.
+	var path []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" && ctx.Command.Name != c.App.Name {
+			path = append([]string{ctx.Command.Name}, path...)
+		}
+	}
+	cmdName := strings.Join(append([]string{"maillab"}, path...), " ")
+	defs := c.App.Flags
+	if len(path) > 0 {
+		defs = c.Command.Flags
+	}
+	names := []string{"help"}
+	if len(path) == 0 {
+		names = append(names, "version")
+	}
+	for _, f := range defs {
+		names = append(names, f.Names()...)
+	}
+	return usageErrorf("unknown flag %s for %s; nearest valid flag: %s (%s --help lists them)",
+		dashed(m[1]), cmdName, dashed(nearest(m[1], names)), cmdName)
+}
+
+// dashed writes a flag name as typed on a command line.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// nearest returns the candidate with the smallest edit distance to s; ties
+// go to the earlier candidate.
+func nearest(s string, candidates []string) string {
+	best, bestDist := "", -1
+	for _, c := range candidates {
+		if d := editDistance(s, c); bestDist < 0 || d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // run executes maillab with args and returns the process exit code. It

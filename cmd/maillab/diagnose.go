@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/maillab/maillab/diagnose"
 	"github.com/maillab/maillab/settings"
@@ -35,6 +36,16 @@ SERVERS:
    standard port of its security mode (SMTP 587 STARTTLS, IMAP 993 and
    POP3 995 SSL/TLS unless --*-security says otherwise). HOST:PORT without
    --*-security implies: 465, 993, 995 tls; 25 none; anything else starttls.
+
+TIMING:
+   --connect-timeout (default 3s) bounds each TCP connect and DNS query: a
+   blackholed port is named TCP_TIMEOUT after it. --reply-timeout (default
+   60s, Outlook's server timeout; Thunderbird waits 100s) bounds each wait for
+   the server: greeting, TLS handshake, every reply. A reply within it is not
+   the root cause but a finding with the measured delay (e.g. a refused login
+   delayed against password guessing); SERVER_SLOW means slower than that.
+   --timeout, the old single timeout, sets both where they are not given.
+   Ctrl-C prints the steps run so far, no root cause, and exits 130.
 
 SAFETY:
    At most one login attempt per service and run, and none at all on the
@@ -78,7 +89,9 @@ func diagnoseFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "auth-mech", Usage: "allowed SASL `MECHANISM` of the client to reproduce (PLAIN, LOGIN, CRAM-MD5); repeatable", EnvVars: env("AUTH_MECH")},
 		&cli.StringFlag{Name: "to", Usage: "recipient `ADDRESS` of the send test (default: the account itself)", EnvVars: env("TO")},
 		&cli.StringFlag{Name: "message", Usage: "RFC 5322 message `FILE` (.eml) for the send test (default: a small test message)", EnvVars: env("MESSAGE")},
-		&cli.DurationFlag{Name: "timeout", Value: diagnose.DefaultTimeout, Usage: "`DURATION` to wait for each connection and each reply", EnvVars: env("TIMEOUT")},
+		&cli.DurationFlag{Name: "connect-timeout", Value: diagnose.DefaultConnectTimeout, Usage: "`DURATION` to wait for each TCP connection and DNS answer (a firewall that drops packets is named after it)", EnvVars: env("CONNECT_TIMEOUT")},
+		&cli.DurationFlag{Name: "reply-timeout", Value: diagnose.DefaultReplyTimeout, Usage: "`DURATION` to wait for each answer of the server (greeting, TLS handshake, replies): what the mail client waits; slower is SERVER_SLOW (Outlook 60s, Thunderbird 100s)", EnvVars: env("REPLY_TIMEOUT")},
+		&cli.DurationFlag{Name: "timeout", Usage: "deprecated: sets both --connect-timeout and --reply-timeout to `DURATION` (where they are not given)", EnvVars: env("TIMEOUT")},
 		&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow sending the password over an unencrypted connection", EnvVars: env("ALLOW_PLAINTEXT")},
 		&cli.StringFlag{Name: "settings", Usage: "settings JSON `FILE` (as written by maillab lab/scenario --settings-out); its client options apply", EnvVars: env("SETTINGS")},
 		&cli.StringFlag{Name: "autoconfig", Usage: "Mozilla autoconfig clientConfig XML `FILE`", EnvVars: env("AUTOCONFIG")},
@@ -94,10 +107,11 @@ func diagnoseAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	report, err := diagnose.Run(ctx, cfg)
-	if err != nil {
+	interrupted := errors.Is(err, diagnose.ErrInterrupted)
+	if err != nil && !interrupted {
 		return diagnoseUsage(err)
 	}
 	out := c.App.Writer
@@ -111,6 +125,9 @@ func diagnoseAction(c *cli.Context) error {
 		}
 	} else if err := report.WriteText(out); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	if interrupted {
+		return silentExit(exitInterrupted)
 	}
 	if !report.Healthy() {
 		return silentExit(exitFinding)
@@ -234,10 +251,20 @@ func diagnoseConfig(c *cli.Context) (diagnose.Config, error) {
 	if c.IsSet("message") {
 		cfg.MessageFile = c.String("message")
 	}
-	if c.IsSet("timeout") || cfg.Timeout == 0 {
-		cfg.Timeout = c.Duration("timeout")
-		if cfg.Timeout <= 0 {
-			return cfg, usageErrorf("--timeout must be positive, got %s", cfg.Timeout)
+	for _, name := range []string{"timeout", "connect-timeout", "reply-timeout"} {
+		if c.IsSet(name) && c.Duration(name) <= 0 {
+			return cfg, usageErrorf("--%s must be positive, got %s", name, c.Duration(name))
+		}
+	}
+	// --timeout is the old single timeout: it stands for whichever of the
+	// two is not given.
+	cfg.ConnectTimeout, cfg.ReplyTimeout = c.Duration("connect-timeout"), c.Duration("reply-timeout")
+	if c.IsSet("timeout") {
+		if !c.IsSet("connect-timeout") {
+			cfg.ConnectTimeout = c.Duration("timeout")
+		}
+		if !c.IsSet("reply-timeout") {
+			cfg.ReplyTimeout = c.Duration("timeout")
 		}
 	}
 	if c.IsSet("allow-plaintext") {

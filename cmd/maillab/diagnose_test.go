@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // startPOP3 serves a minimal POP3 greeting and CAPA on 127.0.0.1.
@@ -87,6 +91,8 @@ func TestDiagnoseCommand(t *testing.T) {
 		{name: "bad security", args: []string{"--imap", "h", "--imap-security", "ssl"}, code: exitUsage, stderr: "--imap-security"},
 		{name: "bad TLS version", args: []string{"--imap", "h", "--client-max-tls", "1.4"}, code: exitUsage, stderr: "--client-max-tls"},
 		{name: "bad host", args: []string{"--smtp", "a b:25"}, code: exitUsage, stderr: "--smtp"},
+		{name: "zero reply timeout", args: []string{"--imap", "h", "--reply-timeout", "0s"}, code: exitUsage, stderr: "--reply-timeout must be positive"},
+		{name: "negative connect timeout", args: []string{"--imap", "h", "--connect-timeout", "-1s"}, code: exitUsage, stderr: "--connect-timeout must be positive"},
 		{name: "stray argument", args: []string{"--imap", "h", "extra"}, code: exitUsage, stderr: "no arguments"},
 		{name: "healthy", args: []string{"--pop3", "127.0.0.1:" + pop, "--pop3-security", "none", "--timeout", "2s"}, code: exitOK, stdout: "Root cause: HEALTHY"},
 		{name: "refused, JSON", args: []string{"--imap", "127.0.0.1:" + closed, "--imap-security", "tls", "--timeout", "300ms", "--json"}, code: exitFinding, rootJSON: "TCP_REFUSED"},
@@ -126,5 +132,110 @@ func TestDiagnoseHelp(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("--help lacks %q", want)
 		}
+	}
+}
+
+// silentPort accepts connections and never greets.
+func silentPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestDiagnoseInterrupt runs maillab diagnose as a child process against a
+// server that never greets, sends it SIGINT while it waits, and checks
+// that it exits 130 with the steps so far and no root cause or finding.
+func TestDiagnoseInterrupt(t *testing.T) {
+	port := strconv.Itoa(silentPort(t))
+	for _, asJSON := range []bool{false, true} {
+		t.Run(map[bool]string{false: "text", true: "json"}[asJSON], func(t *testing.T) {
+			args := []string{"diagnose", "--pop3", "127.0.0.1:" + port, "--pop3-security", "none", "--connect-timeout", "100ms", "--reply-timeout", "1m"}
+			if asJSON {
+				args = append(args, "--json")
+			}
+			cmd := exec.Command(os.Args[0], args...)
+			cmd.Env = append(os.Environ(), "MAILLAB_TEST_MAIN=1", "MAILLAB_PASSWORD=")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			// Interrupt once the child is waiting for the greeting: its
+			// connection is up (the silent server accepted it).
+			time.Sleep(time.Second)
+			cmd.Process.Signal(os.Interrupt)
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("maillab diagnose did not end after SIGINT; stdout:\n%s", stdout.String())
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+				t.Fatalf("maillab diagnose after SIGINT: %v, want exit %d\nstdout: %s\nstderr: %s", err, exitInterrupted, stdout.String(), stderr.String())
+			}
+			out := stdout.String()
+			if !asJSON {
+				for _, want := range []string{"✓ tcp", "interrupted", "no root cause"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("text output lacks %q:\n%s", want, out)
+					}
+				}
+				if strings.Contains(out, "SERVER_SLOW") || strings.Contains(out, "Root cause:") {
+					t.Errorf("an interrupted run named a root cause:\n%s", out)
+				}
+				return
+			}
+			var r struct {
+				RootCause   string            `json:"root_cause"`
+				Interrupted bool              `json:"interrupted"`
+				Findings    []json.RawMessage `json:"findings"`
+				Services    []struct {
+					Steps []struct {
+						Step string `json:"step"`
+						OK   bool   `json:"ok"`
+						Code string `json:"code"`
+					} `json:"steps"`
+				} `json:"services"`
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, out)
+			}
+			if !r.Interrupted || r.RootCause != "" || len(r.Findings) != 0 || len(r.Services) != 1 {
+				t.Fatalf("interrupted JSON = %+v", r)
+			}
+			for _, st := range r.Services[0].Steps {
+				if st.Code != "" {
+					t.Errorf("step %s has code %s after an interrupt", st.Step, st.Code)
+				}
+			}
+		})
 	}
 }

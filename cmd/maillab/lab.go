@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,12 +30,23 @@ type labOptions struct {
 	address          string
 	allowNonLoopback bool
 	advertise        string
-	ports            []string
 	standardPorts    bool
 	settingsOut      string
 	json             bool
 	quiet            bool
 	logLevel         string
+	quota            string
+	maxMessageSize   string
+	logMaxMiB        int
+	logKeep          int
+
+	maxConnsPerClient  int
+	maxConns           int
+	smtpTimeout        time.Duration
+	smtpDataTimeout    time.Duration
+	imapCommandTimeout time.Duration
+	imapIdleTimeout    time.Duration
+	pop3Timeout        time.Duration
 }
 
 func labFlags(o *labOptions) []cli.Flag {
@@ -49,8 +61,47 @@ func labFlags(o *labOptions) []cli.Flag {
 		&cli.StringFlag{Name: "settings-out", Usage: "write the settings JSON to `FILE` (for maillab diagnose --settings and other tools)", EnvVars: []string{"MAILLAB_SETTINGS_OUT"}, Destination: &o.settingsOut, TakesFile: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the settings JSON instead of the settings for a person", EnvVars: []string{"MAILLAB_JSON"}, Destination: &o.json},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the transcript of client sessions (it is still in lab.log)", EnvVars: []string{"MAILLAB_QUIET"}, Destination: &o.quiet},
+		&cli.StringFlag{Name: "quota", Value: "256MiB", Usage: "mail `SIZE` each account may hold (0: unlimited); over it SMTP says 552 5.2.2 and IMAP APPEND NO [OVERQUOTA]", EnvVars: []string{"MAILLAB_QUOTA"}, Destination: &o.quota},
+		&cli.StringFlag{Name: "max-message-size", Value: "25MiB", Usage: "largest message `SIZE`, the same for SMTP (SIZE) and IMAP APPEND (APPENDLIMIT; 0: unlimited)", EnvVars: []string{"MAILLAB_MAX_MESSAGE_SIZE"}, Destination: &o.maxMessageSize},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "`LEVEL` of diagnostics on stderr: debug, info, warn or error", EnvVars: []string{"MAILLAB_LOG_LEVEL"}, Destination: &o.logLevel},
+		&cli.IntFlag{Name: "log-max-size", Value: transcript.DefaultMaxBytes >> 20, Usage: "rotate lab.log when it reaches `MIB` mebibytes (0: never)", EnvVars: []string{"MAILLAB_LOG_MAX_SIZE"}, Destination: &o.logMaxMiB},
+		&cli.IntFlag{Name: "log-keep", Value: transcript.DefaultKeep, Usage: "keep `N` rotated lab.log files (lab.log.1 is the newest; 0: keep none)", EnvVars: []string{"MAILLAB_LOG_KEEP"}, Destination: &o.logKeep},
+		&cli.IntFlag{Name: "max-connections-per-client", Value: lab.DefaultMaxConnectionsPerClient, Usage: "`N` connections one client IP address may hold at once over all ports (Postfix's smtpd_client_connection_count_limit); more get 421 4.7.0, * BYE [LIMIT] or -ERR [SYS/TEMP]; -1: no limit", EnvVars: []string{"MAILLAB_MAX_CONNECTIONS_PER_CLIENT"}, Destination: &o.maxConnsPerClient, Category: "Limits"},
+		&cli.IntFlag{Name: "max-connections", Value: lab.DefaultMaxConnections, Usage: "`N` connections all clients together may hold at once; -1: no limit", EnvVars: []string{"MAILLAB_MAX_CONNECTIONS"}, Destination: &o.maxConns, Category: "Limits"},
+		&cli.DurationFlag{Name: "smtp-timeout", Value: lab.DefaultSMTPTimeout, Usage: "`DURATION` an SMTP command line may take to arrive, waiting included (RFC 5321 §4.5.3.2); then 421 4.4.2", EnvVars: []string{"MAILLAB_SMTP_TIMEOUT"}, Destination: &o.smtpTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "smtp-data-timeout", Value: lab.DefaultSMTPDataTimeout, Usage: "`DURATION` the message after DATA may take to arrive (RFC 5321 §4.5.3.2.6); then 421 4.4.2", EnvVars: []string{"MAILLAB_SMTP_DATA_TIMEOUT"}, Destination: &o.smtpDataTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "imap-command-timeout", Value: lab.DefaultIMAPCommandTimeout, Usage: "`DURATION` IMAP waits for a command before login, and for the rest of any command once begun", EnvVars: []string{"MAILLAB_IMAP_COMMAND_TIMEOUT"}, Destination: &o.imapCommandTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "imap-idle-timeout", Value: lab.DefaultIMAPIdleTimeout, Usage: "IMAP autologout `DURATION` after login (RFC 9051 §5.4: at least 30m)", EnvVars: []string{"MAILLAB_IMAP_IDLE_TIMEOUT"}, Destination: &o.imapIdleTimeout, Category: "Limits"},
+		&cli.DurationFlag{Name: "pop3-timeout", Value: lab.DefaultPOP3Timeout, Usage: "POP3 autologout `DURATION`: a command line must arrive within it (RFC 1939 §3: at least 10m)", EnvVars: []string{"MAILLAB_POP3_TIMEOUT"}, Destination: &o.pop3Timeout, Category: "Limits"},
 	}
+}
+
+// limits checks the limit flags and copies them into opts.
+func (o *labOptions) limits(opts *lab.Options) error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max-connections-per-client", o.maxConnsPerClient}, {"max-connections", o.maxConns}} {
+		if f.v == 0 || f.v < -1 {
+			return usageErrorf("--%s %d: want a positive number of connections, or -1 for no limit", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"smtp-timeout", o.smtpTimeout}, {"smtp-data-timeout", o.smtpDataTimeout}, {"imap-command-timeout", o.imapCommandTimeout}, {"imap-idle-timeout", o.imapIdleTimeout}, {"pop3-timeout", o.pop3Timeout}} {
+		if f.v <= 0 {
+			return usageErrorf("--%s %s: want a positive duration such as 30s or 10m", f.name, f.v)
+		}
+	}
+	opts.MaxConnectionsPerClient = o.maxConnsPerClient
+	opts.MaxConnections = o.maxConns
+	opts.SMTPTimeout = o.smtpTimeout
+	opts.SMTPDataTimeout = o.smtpDataTimeout
+	opts.IMAPCommandTimeout = o.imapCommandTimeout
+	opts.IMAPIdleTimeout = o.imapIdleTimeout
+	opts.POP3Timeout = o.pop3Timeout
+	return nil
 }
 
 // labOpts turns flags into lab.Options; errors name the flag.
@@ -63,6 +114,20 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 	ports, err := parsePorts(c.StringSlice("port"))
 	if err != nil {
 		return opts, err
+	}
+	quota, err := parseSize("quota", o.quota)
+	if err != nil {
+		return opts, err
+	}
+	maxSize, err := parseSize("max-message-size", o.maxMessageSize)
+	if err != nil {
+		return opts, err
+	}
+	if o.logMaxMiB < 0 {
+		return opts, usageErrorf("--log-max-size %d: want a size in MiB, or 0 to never rotate", o.logMaxMiB)
+	}
+	if o.logKeep < 0 {
+		return opts, usageErrorf("--log-keep %d: want a number of files, 0 or more", o.logKeep)
 	}
 	ip := net.ParseIP(o.address)
 	if ip == nil {
@@ -82,12 +147,35 @@ func (o *labOptions) labOpts(c *cli.Context, stdout, stderr io.Writer) (lab.Opti
 		Advertise:        o.advertise,
 		Ports:            ports,
 		StandardPorts:    o.standardPorts,
+		Quota:            orUnlimited(quota),
+		MaxMessageSize:   orUnlimited(maxSize),
 		Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		LogMaxBytes:      int64(o.logMaxMiB) << 20,
+		LogKeep:          o.logKeep,
+	}
+	// Zero flags mean "never" and "none"; zero options mean the defaults.
+	if o.logMaxMiB == 0 {
+		opts.LogMaxBytes = -1
+	}
+	if o.logKeep == 0 {
+		opts.LogKeep = -1
+	}
+	if err := o.limits(&opts); err != nil {
+		return opts, err
 	}
 	if !o.quiet && !o.json {
 		opts.Transcript = transcript.NewTextSink(stdout)
 	}
 	return opts, nil
+}
+
+// orUnlimited maps a flag's 0 ("unlimited") to lab.Options' -1 (its 0
+// means the default).
+func orUnlimited(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
@@ -132,7 +220,7 @@ IMAP (STARTTLS and TLS), POP3 (STLS and TLS) and DNS servers for example.test,
 with a fresh certificate authority, and prints the settings to type into a mail
 client. A message alice sends to bob over SMTP can be read over IMAP and POP3.
 Every session's protocol exchange (passwords masked) is printed as it happens
-and kept in lab.log in the lab directory. Stop with Ctrl-C.
+and kept in lab.log in the lab directory. Stop with Ctrl-C (or SIGTERM, SIGHUP).
 
 Examples:
    maillab lab                                  free ports, mail in memory
@@ -146,6 +234,8 @@ Examples:
 			if c.NArg() > 0 {
 				return usageErrorf("lab takes no arguments, got %q", c.Args().First())
 			}
+			waitForSignal, release := catchStopSignals()
+			defer release()
 			opts, err := o.labOpts(c, c.App.Writer, c.App.ErrWriter)
 			if err != nil {
 				return err
@@ -192,18 +282,27 @@ func (o *labOptions) publish(w io.Writer, s *settings.Settings, intro func(io.Wr
 	return nil
 }
 
-// waitForSignal blocks until SIGINT/SIGTERM or ctx ends.
-func waitForSignal(ctx context.Context) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+// stopSignals stop a lab the way Ctrl-C does, so that Close removes its
+// directory: SIGINT, SIGTERM (kill's default) and SIGHUP (the terminal went
+// away), whose default actions end the process without any cleanup.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// catchStopSignals catches stopSignals from now on, so that one arriving
+// while the lab starts still stops it cleanly, and returns wait, which
+// blocks until one arrives or ctx ends. release stops catching them.
+func catchStopSignals() (wait func(ctx context.Context), release func()) {
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(ch)
-	select {
-	case <-ch:
-	case <-ctx.Done():
+	signal.Notify(ch, stopSignals...)
+	wait = func(ctx context.Context) {
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
 	}
+	return wait, func() { signal.Stop(ch) }
 }
 
 func printLabIntro(w io.Writer, l *lab.Lab) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/maillab/maillab/rootcause"
+	"github.com/maillab/maillab/scenarios"
 )
 
 // TestLabBadInput checks that every kind of bad input gives one line that
@@ -34,13 +35,18 @@ func TestLabBadInput(t *testing.T) {
 		{"port in use", []string{"lab", "--port", "imaps=" + strconv.Itoa(busyPort)}, []string{"imaps", strconv.Itoa(busyPort), "address already in use"}},
 		{"unwritable store", []string{"lab", "--store", filepath.Join(notDir, "mail")}, []string{"store directory", "not a directory"}},
 		{"unwritable lab dir", []string{"lab", "--dir", filepath.Join(notDir, "lab")}, []string{"lab directory", "not a directory"}},
-		{"unknown flag", []string{"lab", "--bogus"}, []string{"flag provided but not defined", "-bogus"}},
+		{"unknown flag", []string{"lab", "--bogus"}, []string{"unknown flag --bogus", "nearest valid flag"}},
 		{"unknown service", []string{"lab", "--port", "imap4=1143"}, []string{"--port", "unknown service \"imap4\"", "valid:"}},
 		{"bad port", []string{"lab", "--port", "imaps=99999"}, []string{"--port", "not a port number"}},
 		{"bad port syntax", []string{"lab", "--port", "imaps"}, []string{"--port", "SERVICE=PORT"}},
 		{"non-loopback without --expose", []string{"lab", "--address", "0.0.0.0"}, []string{"--address", "--expose"}},
 		{"bad address", []string{"lab", "--address", "mail.example.test"}, []string{"--address", "not an IP address"}},
 		{"bad log level", []string{"lab", "--log-level", "loud"}, []string{"--log-level", "debug, info, warn or error"}},
+		{"zero connections per client", []string{"lab", "--max-connections-per-client", "0"}, []string{"--max-connections-per-client 0", "-1 for no limit"}},
+		{"negative total connections", []string{"lab", "--max-connections", "-5"}, []string{"--max-connections -5", "positive"}},
+		{"zero SMTP timeout", []string{"lab", "--smtp-timeout", "0s"}, []string{"--smtp-timeout 0s", "positive duration"}},
+		{"negative IMAP idle timeout", []string{"lab", "--imap-idle-timeout", "-1m"}, []string{"--imap-idle-timeout -1m0s", "positive duration"}},
+		{"bad POP3 timeout", []string{"lab", "--pop3-timeout", "ten"}, []string{"pop3-timeout"}},
 		{"unknown command", []string{"labb"}, []string{"labb"}},
 		{"unknown scenario", []string{"scenario", "expird-cert"}, []string{"unknown scenario", "expired-cert"}},
 		{"scenario file missing", []string{"scenario", "run", "-f", filepath.Join(notDir, "x.yaml")}, []string{"x.yaml"}},
@@ -110,8 +116,8 @@ func TestScenarioListJSON(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &list); err != nil {
 		t.Fatalf("scenario list --json: %v\n%s", err, stdout.String())
 	}
-	if len(list) != 47 {
-		t.Errorf("scenario list --json has %d scenarios, want 47", len(list))
+	if names := scenarios.Names(); len(list) != len(names) {
+		t.Errorf("scenario list --json has %d scenarios, want the catalog's %d", len(list), len(names))
 	}
 	want := map[string]string{"healthy": "HEALTHY", "expired-cert": "TLS_CERT_EXPIRED", "firewall-drop": "TCP_TIMEOUT", "packet-loss-handshake": "INTERMITTENT"}
 	for _, s := range list {

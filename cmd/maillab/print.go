@@ -84,7 +84,7 @@ func printSettings(w io.Writer, s *settings.Settings) {
 			pairs = append(pairs, a+" "+h)
 		}
 		fmt.Fprintf(w, "Host names resolve through the lab's DNS only. A client on the system resolver can use the\n")
-		fmt.Fprintf(w, "address instead of the name (the certificate names 127.0.0.1) or add to /etc/hosts: %s\n", strings.Join(uniq(pairs), "; "))
+		fmt.Fprintf(w, "address instead of the name (the certificate names the address too) or add to /etc/hosts: %s\n", strings.Join(uniq(pairs), "; "))
 	}
 	if s.Client != nil {
 		if s.Client.MaxTLS != "" {

@@ -245,6 +245,8 @@ func runScenario(c *cli.Context, o *labOptions, file string) error {
 	if err != nil {
 		return err
 	}
+	waitForSignal, release := catchStopSignals()
+	defer release()
 	opts, err := o.labOpts(c, c.App.Writer, c.App.ErrWriter)
 	if err != nil {
 		return err

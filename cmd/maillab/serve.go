@@ -112,6 +112,10 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) er
 			return err
 		}
 	}
+	// Caught from now on: a signal while the labs are restored still
+	// stops serve cleanly (the labs stay in the database).
+	waitForStop, release := catchStopSignals()
+	defer release()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -156,7 +160,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) er
 		}
 		cancel()
 	}()
-	waitForSignal(waitCtx)
+	waitForStop(waitCtx)
 	fmt.Fprintln(stderr, "maillab serve: stopping (labs stay in the database)")
 	shutCtx, stop := context.WithTimeout(context.Background(), 3*time.Second)
 	defer stop()

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
@@ -19,16 +21,15 @@ import (
 func init() { registerCommand(verifyCommand()) }
 
 type verifyOptions struct {
-	run          string
-	files        []string
-	diagnoser    string
-	parallel     int
-	timeout      time.Duration
-	cmdTimeout   time.Duration
-	json         bool
-	junit        string
-	noProgress   bool
-	forceProgess bool
+	run        string
+	files      []string
+	diagnoser  string
+	parallel   int
+	timeout    time.Duration
+	cmdTimeout time.Duration
+	json       bool
+	junit      string
+	noProgress bool
 }
 
 func verifyCommand() *cli.Command {
@@ -97,6 +98,9 @@ func runVerify(c *cli.Context, o *verifyOptions) error {
 	}
 	opts.Parallel = o.parallel
 	if o.diagnoser != "" {
+		if err := checkCanStart(o.diagnoser); err != nil {
+			return usageErrorf("--diagnoser %q: %v", o.diagnoser, err)
+		}
 		opts.Diagnoser = verify.Command{Line: o.diagnoser, Timeout: o.cmdTimeout}
 	} else {
 		opts.Diagnoser = verify.Bundled{Timeout: o.timeout}
@@ -144,6 +148,44 @@ func runVerify(c *cli.Context, o *verifyOptions) error {
 	}
 	if !sum.OK() {
 		return silentExit(exitFinding)
+	}
+	return nil
+}
+
+// checkCanStart checks, before any scenario runs, that the first word of
+// an external diagnoser's command line names a program /bin/sh can start:
+// a path to an executable file, or a name found on PATH. A line that
+// starts with something only the shell understands (a variable, an
+// assignment, a quote, a builtin such as exec) is left to the shell.
+func checkCanStart(line string) error {
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return errors.New("empty command")
+	}
+	first := fields[0]
+	if strings.ContainsAny(first, "$`'\"\\=(){};&|<>*?~") {
+		return nil
+	}
+	switch first {
+	case "exec", "command", "eval", ".", "env", "nice", "nohup", "time", "!":
+		// The program comes later; the shell reports what is wrong with it.
+		return nil
+	}
+	if strings.Contains(first, "/") {
+		fi, err := os.Stat(first)
+		if err != nil {
+			return fmt.Errorf("cannot start %s: %w", first, errors.Unwrap(err))
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("cannot start %s: it is a directory", first)
+		}
+		if fi.Mode()&0o111 == 0 {
+			return fmt.Errorf("cannot start %s: not executable (chmod +x %s, or run it as 'sh %s')", first, first, first)
+		}
+		return nil
+	}
+	if _, err := exec.LookPath(first); err != nil {
+		return fmt.Errorf("cannot start %s: not found on PATH (give its path, e.g. ./%s)", first, first)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,15 +26,7 @@ type fakeDNS struct {
 
 func startFakeDNS(t *testing.T) *fakeDNS {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Skipf("tcp port of udp %s busy: %v", pc.LocalAddr(), err)
-	}
+	pc, ln := listenUDPAndTCP(t, net.Listen)
 	f := &fakeDNS{addr: pc.LocalAddr().String(), seen: map[string]int{}}
 	udp := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(f.handle(false))}
 	tcp := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(f.handle(true))}
@@ -43,10 +36,51 @@ func startFakeDNS(t *testing.T) *fakeDNS {
 	return f
 }
 
-func (f *fakeDNS) count(name string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.seen[name]
+// bindAttempts bounds the search for a port free for both UDP and TCP.
+const bindAttempts = 100
+
+// listenUDPAndTCP binds UDP and TCP on the same free port of 127.0.0.1.
+// The kernel picks a free UDP port, whose TCP twin may be taken by another
+// process (about 1 run in 180 on a busy machine): then it closes the UDP
+// socket and tries another port, so the tests always run. listenTCP is
+// net.Listen, replaced by the test of this retry.
+func listenUDPAndTCP(t *testing.T, listenTCP func(network, addr string) (net.Listener, error)) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var lastErr error
+	for range bindAttempts {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := listenTCP("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		lastErr = err
+		pc.Close()
+	}
+	t.Fatalf("no port of 127.0.0.1 free for both UDP and TCP in %d attempts: %v", bindAttempts, lastErr)
+	return nil, nil
+}
+
+func TestListenUDPAndTCPRetriesBusyPort(t *testing.T) {
+	calls := 0
+	busyOnce := func(network, addr string) (net.Listener, error) {
+		calls++
+		if calls == 1 {
+			return nil, &net.OpError{Op: "listen", Net: network, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+		}
+		return net.Listen(network, addr)
+	}
+	pc, ln := listenUDPAndTCP(t, busyOnce)
+	defer pc.Close()
+	defer ln.Close()
+	if calls != 2 {
+		t.Errorf("listenTCP called %d times, want 2 (one busy port, one retry)", calls)
+	}
+	if pc.LocalAddr().String() != ln.Addr().String() {
+		t.Errorf("UDP on %s, TCP on %s, want the same address", pc.LocalAddr(), ln.Addr())
+	}
 }
 
 func (f *fakeDNS) handle(tcp bool) func(w dns.ResponseWriter, r *dns.Msg) {

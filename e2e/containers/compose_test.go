@@ -86,7 +86,7 @@ func startClassroom(ctx context.Context, t *testing.T, tool composeTool, publish
 		"MAILLAB_IMAGE=" + image,
 		"MAILLAB_CLASSROOM_DIR=" + c.dir,
 		// The labs write as this test's user into its own directory, as
-		// the Classroom section of README.md tells a trainer to.
+		// docs/classroom.md tells a trainer to.
 		fmt.Sprintf("MAILLAB_USER=%d:%d", os.Getuid(), os.Getgid()),
 		"MAILLAB_PUBLISH=" + publish,
 		"MAILLAB_ADVERTISE=" + advertise,
@@ -244,7 +244,7 @@ func TestComposeClassroom(t *testing.T) {
 		if os.Getenv(requireDockerEnv) == "1" {
 			t.Fatalf("%s=1 but neither `docker compose` nor docker-compose is installed", requireDockerEnv)
 		}
-		t.Skip("neither `docker compose` nor docker-compose is installed")
+		missingTool(t, "neither `docker compose` nor docker-compose is installed")
 	}
 	for _, tool := range tools {
 		t.Run(tool.name, func(t *testing.T) {
@@ -279,13 +279,13 @@ func TestComposeClassroomFromAnotherHost(t *testing.T) {
 		t.Skip("needs root for a network namespace")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip(8) (Debian package iproute2) for a network namespace")
+		missingTool(t, "needs ip(8) (Debian package iproute2) for a network namespace")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tools := composeTools(ctx)
 	if len(tools) == 0 {
-		t.Skip("neither `docker compose` nor docker-compose is installed")
+		missingTool(t, "neither `docker compose` nor docker-compose is installed")
 	}
 	trainee := newTraineeNamespace(ctx, t)
 	c := startClassroom(ctx, t, tools[0], trainee.hostIP, trainee.hostIP)

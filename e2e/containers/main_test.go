@@ -148,6 +148,16 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
+// missingTool skips t with a one-line reason, or fails it when CI=true:
+// CI installs every tool, so a missing one there is a broken install step.
+func missingTool(t *testing.T, reason string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(reason + "; CI=true requires every tool")
+	}
+	t.Skip(reason)
+}
+
 // requireDocker skips t without a Docker engine (fails it under
 // MAILLAB_REQUIRE_DOCKER=1) and fails it if the image could not be built.
 func requireDocker(t *testing.T) {
@@ -203,11 +213,7 @@ func buildImage(ctx context.Context, p *testcontainers.DockerProvider, dir strin
 }
 
 func goBuild(ctx context.Context, out, goos, goarch string) error {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/maillab")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/maillab")
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	if outErr, err := cmd.CombinedOutput(); err != nil {
@@ -312,6 +318,20 @@ func TestImage(t *testing.T) {
 	}
 	if strings.Join(cfg.Entrypoint, " ") != "/maillab" {
 		t.Errorf("image entrypoint = %q, want /maillab", cfg.Entrypoint)
+	}
+	// OCI annotations (image-spec annotations.md) from build/Dockerfile;
+	// buildImage passes VERSION=e2e.
+	for key, want := range map[string]string{
+		"org.opencontainers.image.title":    "maillab",
+		"org.opencontainers.image.version":  "e2e",
+		"org.opencontainers.image.revision": "",
+		"org.opencontainers.image.created":  "",
+		"org.opencontainers.image.source":   "https://github.com/maillab/maillab",
+	} {
+		got, ok := cfg.Labels[key]
+		if !ok || (want != "" && got != want) {
+			t.Errorf("image label %s = %q (present %v), want %q", key, got, ok, want)
+		}
 	}
 	t.Logf("image %s: %.1f MiB", image, float64(img.Size)/(1<<20))
 

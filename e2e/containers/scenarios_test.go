@@ -39,7 +39,7 @@ func diagnoseSettings(ctx context.Context, t *testing.T, s *settings.Settings) *
 	if err != nil {
 		t.Fatalf("diagnose.FromSettings: %v", err)
 	}
-	cfg.Timeout = probeTimeout
+	cfg.ConnectTimeout, cfg.ReplyTimeout = probeTimeout, probeTimeout
 	rep, err := diagnose.Run(ctx, cfg)
 	if err != nil {
 		t.Fatalf("diagnose.Run: %v", err)
@@ -200,7 +200,7 @@ func TestLoopbackProviderScenarioCannotStart(t *testing.T) {
 			testcontainers.CleanupContainer(t, ctr)
 			var se *maillab.StartError
 			if !errors.As(err, &se) {
-				t.Fatalf("maillab.Run(%s) error = %v, want a *maillab.StartError (if the lab can now run it in a container, update the Classroom section of README.md and this test)", name, err)
+				t.Fatalf("maillab.Run(%s) error = %v, want a *maillab.StartError (if the lab can now run it in a container, update docs/classroom.md and this test)", name, err)
 			}
 			if se.ExitCode == 0 {
 				t.Errorf("StartError.ExitCode = 0, want the lab's failure status")

@@ -58,6 +58,9 @@ type realCase struct {
 	message string
 	// sendTo is the recipient; "" means the account itself.
 	sendTo string
+	// from is the sender (From) address the customer configured, e.g. an
+	// alias; "" means the account's own. The login stays the account's.
+	from string
 	// delivered is how many messages must land in the account's Maildir
 	// (the recorder's and the diagnoser's send); 0 means none.
 	delivered int
@@ -369,9 +372,9 @@ func runCase(t *testing.T, site *Site, c realCase) {
 	if err != nil {
 		t.Fatalf("FromSettings: %v", err)
 	}
-	cfg.Timeout = 5 * time.Second
+	cfg.ConnectTimeout, cfg.ReplyTimeout = 5*time.Second, 5*time.Second
 	if c.timeout > 0 {
-		cfg.Timeout = c.timeout
+		cfg.ConnectTimeout, cfg.ReplyTimeout = c.timeout, c.timeout
 	}
 	cfg.NoSystemRoots = true
 	start := time.Now()
@@ -415,6 +418,9 @@ func customerSettings(t *testing.T, site *Site, c realCase, acct Account, msgFil
 		Services: map[string]settings.Service{},
 	}
 	a := settings.Account{Email: acct.Email}
+	if c.from != "" {
+		a.Email = c.from
+	}
 	if !c.noLogin {
 		a.Username, a.Password = acct.Email, acct.Password
 		if c.password != nil {
@@ -451,7 +457,7 @@ func recordCase(ctx context.Context, t *testing.T, site *Site, c realCase, acct 
 	t.Helper()
 	tr.Mask(acct.Password)
 	a := st.Account0()
-	o := ClientOptions{Username: a.Username, Password: a.Password, From: acct.Email, To: acct.Email, Roots: site.Certs.Pool(), Timeout: c.timeout}
+	o := ClientOptions{Username: a.Username, Password: a.Password, From: a.Email, To: acct.Email, Roots: site.Certs.Pool(), Timeout: c.timeout}
 	tr.Mask(a.Password)
 	if st.Client != nil {
 		o.AuthMechs = st.Client.AuthMechs

@@ -147,6 +147,11 @@ CipherString = ` + WeakTLSCipherList + `
 // tls10Only is the Postfix protocol list of ListenerTLS10.
 const tls10Only = "!SSLv2,!SSLv3,!TLSv1.1,!TLSv1.2,!TLSv1.3"
 
+// extraListeners are Postfix listeners that cases declare in files of
+// their own (init functions append to it, and may add tables to
+// postfixFiles), so that adding such a case touches no shared list.
+var extraListeners []SMTPListener
+
 // postfixFiles are the tables postfixExtra names.
 var postfixFiles = map[string]string{
 	"blocked-clients.cidr": "# Every loopback client: the listener that uses this list refuses all.\n127.0.0.0/8 REJECT Access denied\n",
@@ -302,6 +307,7 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 		{Name: ListenerRateLimited, Options: append(slices.Clone(SubmissionOptions),
 			"smtpd_client_connection_rate_limit=1", "smtpd_client_event_limit_exceptions=")},
 	}
+	listeners = append(listeners, extraListeners...)
 	for _, c := range opts.DovecotCerts {
 		o := append(slices.Clone(SubmissionOptions), "smtpd_tls_cert_file="+s.Certs.CertFile(c), "smtpd_tls_key_file="+s.Certs.KeyFile(c))
 		if c == CertWeak {

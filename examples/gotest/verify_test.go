@@ -22,7 +22,7 @@ func myDiagnose(ctx context.Context, s *settings.Settings) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg.Timeout = time.Second
+	cfg.ConnectTimeout, cfg.ReplyTimeout = time.Second, time.Second
 	rep, err := diagnose.Run(ctx, cfg)
 	if err != nil {
 		return "", err

@@ -54,7 +54,8 @@ type scenario struct {
 	Extra    any                 `yaml:"extra"`
 	Ignored  string              `yaml:"-"`
 	NoTag    string
-	internal string //nolint:unused // must not be decodable
+	//lint:ignore U1000 present to check that an unexported field is not decodable
+	internal string
 }
 
 func decode(t *testing.T, src string, out any) error {

@@ -101,6 +101,10 @@ func storeError(err error, role destination) *imap.Error {
 	switch {
 	case errors.Is(err, mailstore.ErrOverQuota):
 		return no(imap.ResponseCodeOverQuota, textOverQuota)
+	case errors.Is(err, mailstore.ErrKeywordLimit):
+		// RFC 5530 §3 names this very case: "the number of flags on a
+		// single message or the number of flags used in a mailbox".
+		return no(imap.ResponseCodeLimit, "Too many keywords ("+oneLine(strings.TrimPrefix(err.Error(), mailstore.ErrKeywordLimit.Error()+": "))+")")
 	case errors.Is(err, mailstore.ErrNoSuchMailbox) && role == asDestination:
 		return no(imap.ResponseCodeTryCreate, "Mailbox does not exist")
 	case errors.Is(err, mailstore.ErrNoSuchMailbox):

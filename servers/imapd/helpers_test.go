@@ -419,18 +419,6 @@ func dialRawNoGreeting(t *testing.T, addr string) (*raw, net.Conn) {
 	return &raw{t: t, c: c, r: bufio.NewReader(c)}, c
 }
 
-// dialRawTLS connects with implicit TLS and reads the greeting.
-func dialRawTLS(t *testing.T, addr string, cfg *tls.Config) (*raw, string) {
-	t.Helper()
-	c, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	r := &raw{t: t, c: c, r: bufio.NewReader(c)}
-	return r, r.line()
-}
-
 // line reads one line without its CRLF.
 func (r *raw) line() string {
 	r.t.Helper()
@@ -504,3 +492,15 @@ func mustTime(t *testing.T, s string) time.Time {
 
 // slogNew returns a logger writing to h.
 func slogNew(h slog.Handler) *slog.Logger { return slog.New(h) }
+
+// dialRawTLS connects with implicit TLS and reads the greeting.
+func dialRawTLS(t *testing.T, addr string, cfg *tls.Config) (*raw, string) {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := &raw{t: t, c: c, r: bufio.NewReader(c)}
+	return r, r.line()
+}

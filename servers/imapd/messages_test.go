@@ -696,10 +696,15 @@ func TestMaildirStore(t *testing.T) {
 	r.expectOK("LOGOUT")
 
 	// A restarted lab finds the same mail.
+	srv.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 	again, err := mailstore.Open(mailstore.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer again.Close()
 	u, err := again.AddUser(alice, alice, alicePass)
 	if err != nil {
 		t.Fatal(err)

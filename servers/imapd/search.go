@@ -18,6 +18,10 @@ import (
 // the result.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, _ *imap.SearchOptions) (*imap.SearchData, error) {
 	v := s.selected()
+	limits := s.c.srv.cfg.Limits.withDefaults()
+	if err := checkSearch(criteria, limits); err != nil {
+		return nil, err
+	}
 	targets := v.resolve(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}})
 	var lastSeq, lastUID uint32
 	if n := len(targets); n > 0 {
@@ -29,7 +33,11 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
-	for _, t := range targets {
+	start := time.Now()
+	for i, t := range targets {
+		if limits.SearchBudget > 0 && i%64 == 0 && time.Since(start) > limits.SearchBudget {
+			return nil, errLimit("SEARCH ran longer than %v; narrow it", limits.SearchBudget)
+		}
 		m := msgs[t.uid]
 		if m == nil { // expunged, not announced yet: no longer matches
 			continue

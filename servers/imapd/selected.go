@@ -368,7 +368,8 @@ func (s *session) copy(set imap.NumSet, dest string) (*imap.CopyData, error) {
 	var copied []uint32
 	for _, t := range targets {
 		m := msgs[t.uid]
-		uid, err := dst.Append(m.Data, m.Flags, m.InternalDate)
+		// Message data is read-only and shared: no copy per COPY.
+		uid, err := dst.AppendOwned(m.Data, m.Flags, m.InternalDate)
 		if err != nil {
 			// RFC 3501 §6.4.7: a failed COPY leaves the destination
 			// as it was.

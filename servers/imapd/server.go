@@ -22,11 +22,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/maillab/maillab/internal/netx"
 	"github.com/maillab/maillab/servers/auth"
 	"github.com/maillab/maillab/servers/mailstore"
 )
@@ -72,6 +74,9 @@ type Config struct {
 	// *tls.Conn whose handshake has not been done yet. Zero means
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// Limits bounds the cost of one command (SEARCH); the zero value has
+	// the defaults.
+	Limits Limits
 	// Logger receives the server's records; nil discards them.
 	Logger *slog.Logger
 	// Transcript, if set, is called once for every accepted connection
@@ -173,8 +178,10 @@ func (s *Server) check() error {
 
 // Serve accepts connections on ln and serves each in its own goroutine
 // until Close or Shutdown, when it returns nil. It returns ErrServerClosed
-// if the server was already stopped, and an error for an invalid Config or
-// a listener that fails. Serve closes ln when it returns. Several Serve
+// if the server was already stopped, and an error for an invalid Config.
+// Failed accepts (out of file descriptors and the like) are retried with a
+// back-off (netx.AcceptLoop); they never end Serve. Serve closes ln when it
+// returns. Several Serve
 // calls may run at once on different listeners.
 func (s *Server) Serve(ln net.Listener) error {
 	defer ln.Close()
@@ -194,49 +201,30 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.stopping() {
-				return nil
-			}
-			var temp interface{ Temporary() bool }
-			if errors.As(err, &temp) && temp.Temporary() {
-				// Out of file descriptors and the like: wait and retry,
-				// as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.done:
-				}
-				continue
-			}
-			return fmt.Errorf("imapd: accept on %s: %w", ln.Addr(), err)
-		}
-		backoff = 0
-		c := s.newConn(nc)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			c.raw.Close()
-			c.cancel()
-			return nil
-		}
-		s.conns[c] = struct{}{}
-		s.sessions.Add(1)
-		s.mu.Unlock()
-		go c.serve()
+	loop := &netx.AcceptLoop{
+		Handle: s.accepted,
+		OnRetry: func(err error, wait time.Duration) {
+			s.log.Warn("accept failed; retrying", "err", err, "in", wait)
+		},
+		Stop: s.done,
 	}
+	return loop.Run(ln)
 }
 
-// stopping reports whether Close or Shutdown has begun; it is set before
-// the listeners are closed.
-func (s *Server) stopping() bool {
+// accepted starts serving one accepted connection.
+func (s *Server) accepted(nc net.Conn) {
+	c := s.newConn(nc)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	if s.closing {
+		s.mu.Unlock()
+		c.raw.Close()
+		c.cancel()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.sessions.Add(1)
+	s.mu.Unlock()
+	go c.serve()
 }
 
 // stopAccepting closes the listeners, then tells the sessions.
@@ -300,6 +288,10 @@ type conn struct {
 	// so the library's complaints about the closed socket are not logged
 	// as problems.
 	closedByUs atomic.Bool
+	// loggedIn is set once LOGIN or AUTHENTICATE succeeded.
+	loggedIn atomic.Bool
+	// guard is what go-imap reads and writes (see guardConn).
+	guard *guardConn
 
 	mu       sync.Mutex
 	imapConn *imapserver.Conn // set by newSession
@@ -311,15 +303,17 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		raw = tc.NetConn()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{
+	c := &conn{
 		srv:    s,
 		nc:     nc,
 		raw:    raw,
-		ln:     newOneConnListener(nc),
 		ctx:    ctx,
 		cancel: cancel,
 		log:    s.log.With("remote", addrString(nc.RemoteAddr())),
 	}
+	c.guard = newGuardConn(nc, c.loggedIn.Load, func() { c.closedByUs.Store(true) })
+	c.ln = newOneConnListener(c.guard)
+	return c
 }
 
 // serve runs one connection: the TLS handshake of an implicit-TLS
@@ -361,14 +355,22 @@ func (c *conn) serve() {
 			debug = &transcriptWriter{w: w, log: c.log}
 		}
 	}
-	is := imapserver.New(&imapserver.Options{
+	opts := &imapserver.Options{
 		NewSession:   c.newSession,
 		Caps:         s.caps,
 		Logger:       libraryLogger{c},
 		TLSConfig:    s.cfg.TLSConfig,
 		InsecureAuth: s.cfg.AllowInsecureAuth,
 		DebugWriter:  debug,
-	})
+	}
+	if _, ok := c.nc.(*tls.Conn); ok {
+		// go-imap reads through the guard, not the *tls.Conn, so it
+		// cannot see the TLS: tell it the connection is secure (AUTH
+		// allowed, no LOGINDISABLED) and has no STARTTLS to offer.
+		opts.TLSConfig = nil
+		opts.InsecureAuth = true
+	}
+	is := imapserver.New(opts)
 	// Serve returns once the session has ended: the session's Close
 	// closes the one-connection listener.
 	if err := is.Serve(c.ln); err != nil {
@@ -490,7 +492,9 @@ func (t *transcriptWriter) Write(p []byte) (int, error) {
 
 // libraryLogger passes go-imap's log lines to the connection's logger:
 // panics as errors, complaints after the server closed the connection
-// itself as debug, the rest as warnings.
+// itself or after the client dropped it (a reset, a TLS alert, a cut
+// line: what clients failing against a fault do, and the transcript
+// shows) as debug, the rest as warnings.
 type libraryLogger struct{ c *conn }
 
 func (l libraryLogger) Printf(format string, args ...any) {
@@ -499,10 +503,31 @@ func (l libraryLogger) Printf(format string, args ...any) {
 	switch {
 	case strings.HasPrefix(format, "panic"):
 		level = slog.LevelError
-	case l.c.closedByUs.Load():
+	case l.c.closedByUs.Load(), clientDropped(args):
 		level = slog.LevelDebug
 	}
 	l.c.log.Log(context.Background(), level, "imapserver: "+msg)
+}
+
+// clientDropped reports whether one of go-imap's log arguments is the
+// error of a connection the client ended: reset, broken pipe, cut in the
+// middle of a line, closed, or a TLS alert the client sent.
+func clientDropped(args []any) bool {
+	for _, a := range args {
+		err, ok := a.(error)
+		if !ok {
+			continue
+		}
+		// crypto/tls reports an alert from the peer as a *net.OpError
+		// with Op "remote error".
+		var op *net.OpError
+		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+			errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+			errors.Is(err, net.ErrClosed) || (errors.As(err, &op) && op.Op == "remote error") {
+			return true
+		}
+	}
+	return false
 }
 
 var (

@@ -168,13 +168,14 @@ func (s *session) authenticate(mech, username, password string) error {
 		return errServerBug
 	}
 	s.user = u
+	s.c.loggedIn.Store(true)
 	s.log = s.log.With("user", u.Username)
 	s.log.Info("logged in", "mechanism", mech, "tls", isTLS)
 	return nil
 }
 
 // imapConnNetConn returns the connection as go-imap has it now: a
-// *tls.Conn after STARTTLS.
+// *tls.Conn after STARTTLS or on implicit TLS (below the command guard).
 func (c *conn) imapConnNetConn() net.Conn {
 	c.mu.Lock()
 	ic := c.imapConn
@@ -182,7 +183,11 @@ func (c *conn) imapConnNetConn() net.Conn {
 	if ic == nil {
 		return c.nc
 	}
-	return ic.NetConn()
+	nc := ic.NetConn()
+	if g, ok := nc.(*guardConn); ok {
+		return g.Conn // the *tls.Conn of implicit TLS, below the guard
+	}
+	return nc
 }
 
 // loginError is a refused login: go-imap finds the NO reply through
@@ -420,11 +425,13 @@ func (s *session) Append(name string, r imap.LiteralReader, opts *imap.AppendOpt
 		// Refuse before buffering the literal; go-imap discards it.
 		return nil, storeError(mailstore.ErrOverQuota, asDestination)
 	}
-	data, err := io.ReadAll(r)
-	if err != nil {
+	// The literal's size is known (and bounded by AppendLimit): one
+	// buffer of that size, not io.ReadAll's doublings.
+	data := make([]byte, r.Size())
+	if _, err := io.ReadFull(r, data); err != nil {
 		return nil, fmt.Errorf("read APPEND literal: %w", err)
 	}
-	uid, err := mb.Append(data, storableFlags(opts.Flags), opts.Time)
+	uid, err := mb.AppendOwned(data, storableFlags(opts.Flags), opts.Time)
 	if err != nil {
 		return nil, s.fail("append", err, asDestination)
 	}

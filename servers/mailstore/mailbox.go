@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -57,23 +58,34 @@ type Event struct {
 	Flags       []string // for EventFlags and EventAppended
 }
 
-// Mailbox is one folder of an account.
+// Mailbox is one folder of an account. Its own lock guards its messages,
+// so work on one mailbox (a delivery's fsync, a STORE) never waits for
+// another mailbox. Lock order: Store.mu before Mailbox.mu; no code holds
+// two mailbox locks except RenameMailbox of INBOX, which locks INBOX and
+// then the new mailbox nobody else can see yet.
 type Mailbox struct {
+	mu          sync.Mutex
 	user        *User
 	name        string
 	dir         string // Maildir folder; "" in memory
 	uidValidity uint32
 	uidNext     uint32
 	msgs        []*Message // in UID order, i.e. sequence order
-	watchers    map[int]func(Event)
-	nextWatch   int
-	deleted     bool
+	// keywords counts, per lower-case keyword, the messages that have it:
+	// the mailbox's keyword set, bounded by Limits.KeywordsPerMailbox.
+	keywords  map[string]int
+	watchers  map[int]func(Event)
+	nextWatch int
+	deleted   bool
+	// journaled counts the uidlist records appended since the last
+	// compaction (see maildir.go).
+	journaled int
 }
 
 // Name returns the mailbox name.
 func (mb *Mailbox) Name() string {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	return mb.name
 }
 
@@ -93,8 +105,8 @@ type Status struct {
 
 // Status returns counts and UID data.
 func (mb *Mailbox) Status() Status {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	st := Status{Messages: uint32(len(mb.msgs)), UIDNext: mb.uidNext, UIDValidity: mb.uidValidity}
 	for i, m := range mb.msgs {
 		st.Size += int64(len(m.Data))
@@ -111,11 +123,34 @@ func (mb *Mailbox) Status() Status {
 	return st
 }
 
+// Keywords returns the keywords in use in the mailbox, sorted, each in the
+// spelling of one message that has it.
+func (mb *Mailbox) Keywords() []string {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	seen := make(map[string]string, len(mb.keywords))
+	for _, m := range mb.msgs {
+		for _, f := range m.Flags {
+			if isKeyword(f) {
+				if _, ok := seen[strings.ToLower(f)]; !ok {
+					seen[strings.ToLower(f)] = f
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for _, f := range seen {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Messages returns a snapshot of every message in sequence order. The
 // slices are copies; Data is shared and read-only.
 func (mb *Mailbox) Messages() []Message {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	out := make([]Message, len(mb.msgs))
 	for i, m := range mb.msgs {
 		out[i] = *m
@@ -126,8 +161,8 @@ func (mb *Mailbox) Messages() []Message {
 
 // Message returns the message with uid.
 func (mb *Mailbox) Message(uid uint32) (Message, error) {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	i, ok := mb.indexLocked(uid)
 	if !ok {
 		return Message{}, fmt.Errorf("uid %d: %w", uid, ErrNoSuchMessage)
@@ -149,31 +184,49 @@ func (mb *Mailbox) indexLocked(uid uint32) (int, bool) {
 	})
 }
 
-// Append stores a message with flags and internal date (zero means now)
-// and returns its UID. It fails with ErrOverQuota when the account's quota
-// would be exceeded.
+// Append stores a copy of a message with flags and internal date (zero
+// means now) and returns its UID. It fails with ErrOverQuota when the
+// account's quota would be exceeded and with ErrKeywordLimit when the
+// flags break a keyword limit.
 func (mb *Mailbox) Append(data []byte, flags []string, date time.Time) (uint32, error) {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	return mb.AppendOwned(slices.Clone(data), flags, date)
+}
+
+// AppendOwned is Append without the copy: the store keeps data itself, so
+// the caller must never modify it afterwards. The same data may be handed
+// to several mailboxes (one SMTP message to several recipients).
+func (mb *Mailbox) AppendOwned(data []byte, flags []string, date time.Time) (uint32, error) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	if mb.deleted {
 		return 0, fmt.Errorf("%s: %w", mb.name, ErrNoSuchMailbox)
 	}
+	flags = normalizeFlags(flags)
+	if err := mb.checkKeywordsLocked(flags, keywords(flags)); err != nil {
+		return 0, err
+	}
 	u := mb.user
-	if u.quota > 0 && u.usageLocked()+int64(len(data)) > u.quota {
+	if !u.reserve(int64(len(data))) {
 		return 0, ErrOverQuota
 	}
-	return mb.appendLocked(data, flags, date)
+	uid, err := mb.appendLocked(data, flags, date)
+	if err != nil {
+		u.used.Add(-int64(len(data)))
+	}
+	return uid, err
 }
 
+// appendLocked stores data (owned by the mailbox from now on) with
+// normalized flags. The caller has counted its size in the user's usage.
 func (mb *Mailbox) appendLocked(data []byte, flags []string, date time.Time) (uint32, error) {
 	if date.IsZero() {
 		date = mb.user.store.now()
 	}
 	m := &Message{
 		UID:          mb.uidNext,
-		Flags:        normalizeFlags(flags),
+		Flags:        flags,
 		InternalDate: date,
-		Data:         slices.Clone(data),
+		Data:         data,
 	}
 	if mb.dir != "" {
 		if err := mb.writeMessageLocked(m); err != nil {
@@ -182,8 +235,9 @@ func (mb *Mailbox) appendLocked(data []byte, flags []string, date time.Time) (ui
 	}
 	mb.uidNext++
 	mb.msgs = append(mb.msgs, m)
+	mb.countKeywordsLocked(m.Flags, 1)
 	if mb.dir != "" {
-		if err := mb.saveUIDListLocked(); err != nil {
+		if err := mb.journalLocked(m); err != nil {
 			return 0, err
 		}
 	}
@@ -203,12 +257,24 @@ const (
 
 // StoreFlags changes the flags of the messages with the given UIDs and
 // returns their new flags by UID. Unknown UIDs are ignored (they may have
-// been expunged by another session).
+// been expunged by another session). When the change would break a
+// keyword limit nothing changes and the error wraps ErrKeywordLimit.
 func (mb *Mailbox) StoreFlags(uids []uint32, op FlagOp, flags []string) (map[uint32][]string, error) {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	flags = normalizeFlags(flags)
-	out := make(map[uint32][]string, len(uids))
+	type change struct {
+		i    int
+		next []string
+	}
+	changes := make([]change, 0, len(uids))
+	var drop map[string]bool
+	if op == FlagsRemove {
+		drop = make(map[string]bool, len(flags))
+		for _, f := range flags {
+			drop[strings.ToLower(f)] = true
+		}
+	}
 	for _, uid := range uids {
 		i, ok := mb.indexLocked(uid)
 		if !ok {
@@ -220,25 +286,47 @@ func (mb *Mailbox) StoreFlags(uids []uint32, op FlagOp, flags []string) (map[uin
 		case FlagsSet:
 			next = slices.Clone(flags)
 		case FlagsAdd:
-			next = normalizeFlags(append(slices.Clone(m.Flags), flags...))
+			next = mergeFlags(m.Flags, flags)
 		case FlagsRemove:
-			next = slices.DeleteFunc(slices.Clone(m.Flags), func(f string) bool { return containsFold(flags, f) })
+			next = slices.DeleteFunc(slices.Clone(m.Flags), func(f string) bool { return drop[strings.ToLower(f)] })
 		}
-		changed := !slices.Equal(next, m.Flags)
+		changes = append(changes, change{i, next})
+	}
+	// Check every limit before changing anything, so a refused STORE
+	// leaves the mailbox as it was.
+	if op != FlagsRemove {
+		added := keywords(flags)
+		for _, c := range changes {
+			if err := mb.checkKeywordsLocked(c.next, added); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make(map[uint32][]string, len(changes))
+	for _, c := range changes {
+		m := mb.msgs[c.i]
+		changed := !slices.Equal(c.next, m.Flags)
 		if changed && mb.dir != "" {
-			if err := mb.renameForFlagsLocked(m, next); err != nil {
+			if err := mb.renameForFlagsLocked(m, c.next); err != nil {
 				return out, err
 			}
 		}
-		m.Flags = next
-		out[uid] = slices.Clone(next)
+		kwChanged := changed && !slices.Equal(keywords(c.next), keywords(m.Flags))
 		if changed {
-			mb.notifyLocked(Event{Kind: EventFlags, UID: uid, SeqNum: uint32(i + 1), Flags: slices.Clone(next)})
+			mb.countKeywordsLocked(m.Flags, -1)
+			mb.countKeywordsLocked(c.next, 1)
 		}
-	}
-	if mb.dir != "" {
-		if err := mb.saveUIDListLocked(); err != nil {
-			return out, err
+		m.Flags = c.next
+		out[m.UID] = slices.Clone(c.next)
+		if kwChanged && mb.dir != "" {
+			// System flags live in the file name; only keywords need
+			// a uidlist record.
+			if err := mb.journalLocked(m); err != nil {
+				return out, err
+			}
+		}
+		if changed {
+			mb.notifyLocked(Event{Kind: EventFlags, UID: m.UID, SeqNum: uint32(c.i + 1), Flags: slices.Clone(c.next)})
 		}
 	}
 	return out, nil
@@ -247,8 +335,8 @@ func (mb *Mailbox) StoreFlags(uids []uint32, op FlagOp, flags []string) (map[uin
 // Expunge removes the messages with the given UIDs and returns the UIDs
 // actually removed, in ascending order.
 func (mb *Mailbox) Expunge(uids []uint32) ([]uint32, error) {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	return mb.expungeLocked(uids)
 }
 
@@ -257,8 +345,11 @@ func (mb *Mailbox) expungeLocked(uids []uint32) ([]uint32, error) {
 	slices.Sort(uids)
 	uids = slices.Compact(uids)
 	var removed []uint32
+	gone := make(map[*Message]bool)
+	var err error
 	// Walk from the end so that the sequence numbers sent in events stay
-	// valid for clients applying them in order (RFC 3501 §7.4.1).
+	// valid for clients applying them in order (RFC 3501 §7.4.1); the
+	// slice is compacted once at the end, not once per message.
 	for k := len(uids) - 1; k >= 0; k-- {
 		i, ok := mb.indexLocked(uids[k])
 		if !ok {
@@ -266,36 +357,36 @@ func (mb *Mailbox) expungeLocked(uids []uint32) ([]uint32, error) {
 		}
 		m := mb.msgs[i]
 		if mb.dir != "" {
-			if err := mb.removeFileLocked(m); err != nil {
-				return removed, err
+			if err = mb.removeFileLocked(m); err != nil {
+				break
 			}
 		}
-		mb.msgs = slices.Delete(mb.msgs, i, i+1)
+		gone[m] = true
+		mb.countKeywordsLocked(m.Flags, -1)
+		mb.user.used.Add(-int64(len(m.Data)))
 		removed = append(removed, m.UID)
-		mb.notifyLocked(Event{Kind: EventExpunged, UID: m.UID, SeqNum: uint32(i + 1)})
+		mb.notifyLocked(Event{Kind: EventExpunged, UID: m.UID, SeqNum: uint32(i + 1), NumMessages: uint32(len(mb.msgs) - len(gone))})
 	}
-	if mb.dir != "" && len(removed) > 0 {
-		if err := mb.saveUIDListLocked(); err != nil {
-			return removed, err
-		}
+	if len(gone) > 0 {
+		mb.msgs = slices.DeleteFunc(mb.msgs, func(m *Message) bool { return gone[m] })
 	}
 	slices.Sort(removed)
-	return removed, nil
+	return removed, err
 }
 
 // UIDValidity returns the mailbox's UIDVALIDITY (RFC 3501 §2.3.1.1).
 func (mb *Mailbox) UIDValidity() uint32 {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	return mb.uidValidity
 }
 
 // Watch registers fn to be told of every change until cancel is called.
-// fn runs with the store locked: it must be quick and must not call back
+// fn runs with the mailbox locked: it must be quick and must not call back
 // into the store.
 func (mb *Mailbox) Watch(fn func(Event)) (cancel func()) {
-	mb.user.store.mu.Lock()
-	defer mb.user.store.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	if mb.watchers == nil {
 		mb.watchers = make(map[int]func(Event))
 	}
@@ -303,14 +394,19 @@ func (mb *Mailbox) Watch(fn func(Event)) (cancel func()) {
 	mb.nextWatch++
 	mb.watchers[id] = fn
 	return func() {
-		mb.user.store.mu.Lock()
-		defer mb.user.store.mu.Unlock()
+		mb.mu.Lock()
+		defer mb.mu.Unlock()
 		delete(mb.watchers, id)
 	}
 }
 
+// notifyLocked tells the watchers of ev. NumMessages is the current
+// number of messages, except for EventExpunged, whose sender sets it
+// (expungeLocked removes messages from the slice after the events).
 func (mb *Mailbox) notifyLocked(ev Event) {
-	ev.NumMessages = uint32(len(mb.msgs))
+	if ev.Kind != EventExpunged {
+		ev.NumMessages = uint32(len(mb.msgs))
+	}
 	ids := make([]int, 0, len(mb.watchers))
 	for id := range mb.watchers {
 		ids = append(ids, id)
@@ -321,15 +417,76 @@ func (mb *Mailbox) notifyLocked(ev Event) {
 	}
 }
 
-// normalizeFlags sorts flags, removes duplicates (system flags compare
-// case-insensitively, RFC 3501 §2.3.2) and spells system flags canonically.
-func normalizeFlags(flags []string) []string {
-	out := make([]string, 0, len(flags))
+// checkKeywordsLocked refuses flags for one message when they hold more
+// keywords than a message may have, a keyword longer than allowed, or
+// when added (keywords being set) would bring new keywords into a
+// mailbox that has its fill. RFC 9051 §2.3.2 lets a server refuse new
+// keywords; the IMAP server answers NO [LIMIT] (RFC 5530 §3).
+func (mb *Mailbox) checkKeywordsLocked(flags, added []string) error {
+	lim := mb.user.store.limits
+	n := 0
 	for _, f := range flags {
-		f = canonicalFlag(f)
-		if f == "" || containsFold(out, f) {
+		if !isKeyword(f) {
 			continue
 		}
+		n++
+		if lim.KeywordLength > 0 && len(f) > lim.KeywordLength {
+			return fmt.Errorf("%w: a keyword is %d bytes long, the limit is %d", ErrKeywordLimit, len(f), lim.KeywordLength)
+		}
+	}
+	if lim.KeywordsPerMessage > 0 && n > lim.KeywordsPerMessage {
+		return fmt.Errorf("%w: a message would have %d keywords, the limit is %d", ErrKeywordLimit, n, lim.KeywordsPerMessage)
+	}
+	if lim.KeywordsPerMailbox > 0 {
+		fresh := 0
+		for _, f := range added {
+			if mb.keywords[strings.ToLower(f)] == 0 {
+				fresh++
+			}
+		}
+		if fresh > 0 && len(mb.keywords)+fresh > lim.KeywordsPerMailbox {
+			return fmt.Errorf("%w: the mailbox would have %d keywords, the limit is %d", ErrKeywordLimit, len(mb.keywords)+fresh, lim.KeywordsPerMailbox)
+		}
+	}
+	return nil
+}
+
+// countKeywordsLocked adds delta to the count of each keyword in flags.
+func (mb *Mailbox) countKeywordsLocked(flags []string, delta int) {
+	for _, f := range flags {
+		if !isKeyword(f) {
+			continue
+		}
+		if mb.keywords == nil {
+			mb.keywords = make(map[string]int)
+		}
+		k := strings.ToLower(f)
+		if mb.keywords[k] += delta; mb.keywords[k] <= 0 {
+			delete(mb.keywords, k)
+		}
+	}
+}
+
+func isKeyword(f string) bool { return !strings.HasPrefix(f, `\`) }
+
+// mergeFlags returns the normalized union of two normalized flag lists in
+// O(n log n).
+func mergeFlags(have, add []string) []string {
+	return normalizeFlags(append(slices.Clone(have), add...))
+}
+
+// normalizeFlags sorts flags, removes duplicates (flags compare
+// case-insensitively, RFC 3501 §2.3.2) and spells system flags
+// canonically. It is O(n log n): a set, not a scan per flag.
+func normalizeFlags(flags []string) []string {
+	out := make([]string, 0, len(flags))
+	seen := make(map[string]bool, len(flags))
+	for _, f := range flags {
+		f = canonicalFlag(f)
+		if f == "" || seen[strings.ToLower(f)] {
+			continue
+		}
+		seen[strings.ToLower(f)] = true
 		out = append(out, f)
 	}
 	sort.Strings(out)

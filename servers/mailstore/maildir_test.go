@@ -2,7 +2,9 @@ package mailstore_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,16 +16,29 @@ import (
 	"github.com/maillab/maillab/servers/mailstore"
 )
 
-// openDir opens a Maildir store in dir with a fixed clock.
+// openDir opens a Maildir store in dir with a fixed clock. A store this
+// helper opened before on the same directory is closed first, as if its
+// lab had stopped: a "restart".
 func openDir(t *testing.T, dir string) *mailstore.Store {
 	t.Helper()
+	if old := openStores[dir]; old != nil {
+		if err := old.Close(); err != nil {
+			t.Fatalf("Close(%s) = %v", dir, err)
+		}
+	}
 	c := &clock{t: epoch}
 	s, err := mailstore.Open(mailstore.Options{Dir: dir, Now: c.now})
 	if err != nil {
 		t.Fatalf("Open(%s) = %v", dir, err)
 	}
+	openStores[dir] = s
+	t.Cleanup(func() { s.Close(); delete(openStores, dir) })
 	return s
 }
+
+// openStores are the stores openDir opened, by directory (tests using it
+// do not run in parallel).
+var openStores = map[string]*mailstore.Store{}
 
 // files lists the regular files under dir/sub ("new", "cur", "tmp").
 func files(t *testing.T, dir, sub string) []string {
@@ -111,9 +126,10 @@ func TestOpenDirectory(t *testing.T) {
 			if !filepath.IsAbs(s.Dir()) || filepath.Base(s.Dir()) != filepath.Base(tt.dir) {
 				t.Errorf("Open(%s).Dir() = %q, want the absolute path", tt.dir, s.Dir())
 			}
+			defer s.Close()
 			entries, _ := os.ReadDir(s.Dir())
-			if len(entries) != 0 {
-				t.Errorf("Open left %d files in %s (the write probe must be removed)", len(entries), s.Dir())
+			if len(entries) != 1 || entries[0].Name() != "maillab.lock" {
+				t.Errorf("Open left %v in %s, want only maillab.lock (the write probe must be removed)", entries, s.Dir())
 			}
 		})
 	}
@@ -456,27 +472,190 @@ func TestMaildirRenameAndDelete(t *testing.T) {
 	}
 }
 
-func TestMaildirCorruptUIDList(t *testing.T) {
+// TestMaildirDamagedUIDList damages the uidlist of a mailbox with three
+// messages as a crash, a disk or an older maillab can, and restarts: the
+// store must start, keep every message file, hand out unique UIDs, report
+// what it repaired and leave a clean uidlist behind.
+func TestMaildirDamagedUIDList(t *testing.T) {
 	tests := []struct {
-		name    string
-		content string
+		name string
+		// damage returns the new uidlist from the lines of a clean one:
+		// the header, then one record per message in UID order.
+		damage   func(lines []string) string
+		wantUIDs []uint32 // of the messages one, two, three
+		// keywordsKept says whether "three" keeps its keyword Work.
+		keywordsKept bool
+		sameValidity bool
+		repair       string
 	}{
-		{"empty", ""},
-		{"bad header", "2 V1 N1\n"},
-		{"bad uid", "1 V1 N5\nfour 1700000000.M1P1.h\n"},
+		{"empty", func([]string) string { return "" }, []uint32{1, 2, 3}, false, false, "empty uidlist"},
+		{"bad header", func(l []string) string { return "2 V1 N1\n" + strings.Join(l[1:], "") }, []uint32{1, 2, 3}, true, false, "bad header"},
+		{"bad uid", func(l []string) string { return l[0] + "four" + l[1][1:] + l[2] + l[3] }, []uint32{4, 2, 3}, true, true, "bad uid"},
+		{"line over 1 MiB", func(l []string) string {
+			// What 30 STOREs of ~40 kB of keywords each left with old code.
+			return l[0] + l[1] + l[2] + strings.TrimSuffix(l[3], "\n") + strings.Repeat(" $kw", 300000) + "\n"
+		}, []uint32{1, 2, 3}, false, true, "longer than 1048576 bytes: UID 3"},
+		{"duplicate uids", func(l []string) string {
+			_, file2, _ := strings.Cut(l[2], " ")
+			return l[0] + l[1] + "1 " + file2 + l[3]
+		}, []uint32{1, 4, 3}, true, true, "UID 1 is given to both"},
+		{"interrupted journal record", func(l []string) string {
+			return l[0] + l[1] + l[2] + l[3] + strings.TrimSuffix(l[3], "Work\n") + "Wo"
+		}, []uint32{1, 2, 3}, true, true, "interrupted record"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			addUser(t, openDir(t, root), "erin@example.test", "erin")
-			list := filepath.Join(root, "erin", "maillab-uidlist")
-			if err := os.WriteFile(list, []byte(tt.content), 0o600); err != nil {
+			s1 := openDir(t, root)
+			u := addUser(t, s1, "erin@example.test", "erin")
+			inbox := mailbox(t, u, mailstore.Inbox)
+			appendMsg(t, inbox, "one")
+			appendMsg(t, inbox, "two", `\Seen`)
+			appendMsg(t, inbox, "three", "Work")
+			validity := inbox.UIDValidity()
+			if err := s1.Close(); err != nil { // the lab stops, then the damage
 				t.Fatal(err)
 			}
-			_, err := openDir(t, root).AddUser("erin@example.test", "erin", "x")
-			if err == nil || !strings.Contains(err.Error(), list) {
-				t.Errorf("AddUser with uidlist %q = %v, want an error naming %s", tt.content, err, list)
+			list := filepath.Join(root, "erin", "maillab-uidlist")
+			clean, err := os.ReadFile(list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.SplitAfter(string(clean), "\n")
+			if len(lines) != 5 || lines[4] != "" {
+				t.Fatalf("uidlist = %q, want a header and 3 records", clean)
+			}
+			if err := os.WriteFile(list, []byte(tt.damage(lines[:4])), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			s2 := openDir(t, root)
+			u2, err := s2.AddUser("erin@example.test", "erin", "x")
+			if err != nil {
+				t.Fatalf("AddUser after damaging the uidlist = %v, want a repair", err)
+			}
+			msgs := mailbox(t, u2, mailstore.Inbox).Messages()
+			got := map[string]uint32{}
+			for _, m := range msgs {
+				got[string(m.Data)] = m.UID
+			}
+			want := map[string]uint32{"one": tt.wantUIDs[0], "two": tt.wantUIDs[1], "three": tt.wantUIDs[2]}
+			if len(msgs) != 3 || !maps.Equal(got, want) {
+				t.Errorf("messages after repair = %v, want UIDs %v", got, want)
+			}
+			var three mailstore.Message
+			for _, m := range msgs {
+				if string(m.Data) == "three" {
+					three = m
+				}
+			}
+			if kept := slices.Contains(three.Flags, "Work"); kept != tt.keywordsKept {
+				t.Errorf("flags of three after repair = %q, want Work kept: %v", three.Flags, tt.keywordsKept)
+			}
+			// A lost header gets the UIDVALIDITY of the clock, which is
+			// fixed in this test; only a kept one can be checked.
+			if got := mailbox(t, u2, mailstore.Inbox).UIDValidity(); tt.sameValidity && got != validity {
+				t.Errorf("UIDVALIDITY after repair = %d, want %d kept", got, validity)
+			}
+			repairs := s2.Repairs()
+			if len(repairs) == 0 || !strings.Contains(strings.Join(repairs, "\n"), tt.repair) || !strings.HasPrefix(repairs[0], list) {
+				t.Errorf("Repairs() = %q, want one naming %s and saying %q", repairs, list, tt.repair)
+			}
+			if n := len(files(t, filepath.Join(root, "erin"), "new")) + len(files(t, filepath.Join(root, "erin"), "cur")); n != 3 {
+				t.Errorf("%d message files after repair, want 3", n)
+			}
+			// The repaired list is clean: the next start repairs nothing.
+			s3 := openDir(t, root)
+			if _, err := s3.AddUser("erin@example.test", "erin", "x"); err != nil {
+				t.Fatal(err)
+			}
+			if r := s3.Repairs(); len(r) != 0 {
+				t.Errorf("Repairs() after the repaired start = %q, want none", r)
 			}
 		})
+	}
+}
+
+// TestMaildirJournalCrash copies a store's tree while the store is open,
+// as a kill -9 or a power cut leaves it, and starts on the copy: the
+// uidlist was appended to (one record per delivery or keyword change, not
+// rewritten), a record cut in half is dropped, and every message is there
+// with its UID.
+func TestMaildirJournalCrash(t *testing.T) {
+	root := t.TempDir()
+	u := addUser(t, openDir(t, root), "erin@example.test", "erin")
+	inbox := mailbox(t, u, mailstore.Inbox)
+	for _, body := range []string{"one", "two", "three", "four", "five"} {
+		appendMsg(t, inbox, body)
+	}
+	if _, err := inbox.StoreFlags([]uint32{2}, mailstore.FlagsAdd, []string{"Work"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inbox.StoreFlags([]uint32{3}, mailstore.FlagsAdd, []string{`\Seen`}); err != nil { // in the file name only
+		t.Fatal(err)
+	}
+	crashed := t.TempDir()
+	if err := os.CopyFS(crashed, os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(crashed, "erin", "maillab-uidlist")
+	data, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	// header (from AddUser's compaction) + 5 appends + 1 keyword record
+	if len(lines) != 8 || !strings.HasPrefix(lines[6], "2 ") || !strings.HasSuffix(lines[6], " Work\n") {
+		t.Fatalf("uidlist while open = %q, want the header, 5 append records and 1 keyword record", data)
+	}
+	cut := strings.Join(lines[:6], "") + lines[6][:len(lines[6])-4]
+	if err := os.WriteFile(list, []byte(cut), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openDir(t, crashed)
+	u2, err := s2.AddUser("erin@example.test", "erin", "x")
+	if err != nil {
+		t.Fatalf("AddUser after a crash = %v", err)
+	}
+	var got []string
+	for _, m := range mailbox(t, u2, mailstore.Inbox).Messages() {
+		got = append(got, fmt.Sprintf("%d %s %v", m.UID, m.Data, m.Flags))
+	}
+	want := []string{"1 one []", "2 two []", `3 three [\Seen]`, "4 four []", "5 five []"}
+	if !slices.Equal(got, want) {
+		t.Errorf("messages after a crash = %q, want %q", got, want)
+	}
+	if r := s2.Repairs(); len(r) != 1 || !strings.Contains(r[0], "interrupted record") {
+		t.Errorf("Repairs() after a crash = %q, want the interrupted record", r)
+	}
+	if uid := appendMsg(t, mailbox(t, u2, mailstore.Inbox), "six"); uid != 6 {
+		t.Errorf("Append after a crash = UID %d, want 6", uid)
+	}
+}
+
+// TestMaildirJournalCompaction: the journal is compacted once it holds
+// more records than the mailbox has messages (plus slack), so it cannot
+// grow without bound under keyword changes.
+func TestMaildirJournalCompaction(t *testing.T) {
+	root := t.TempDir()
+	u := addUser(t, openDir(t, root), "erin@example.test", "erin")
+	inbox := mailbox(t, u, mailstore.Inbox)
+	appendMsg(t, inbox, "one")
+	for i := range 1100 {
+		op := mailstore.FlagsAdd
+		if i%2 == 1 {
+			op = mailstore.FlagsRemove
+		}
+		if _, err := inbox.StoreFlags([]uint32{1}, op, []string{"Toggle"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(root, "erin", "maillab-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); n > 1030 {
+		t.Errorf("uidlist has %d lines after 1100 keyword changes to 1 message, want it compacted (≤ 1030)", n)
 	}
 }

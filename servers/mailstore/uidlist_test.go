@@ -1,6 +1,7 @@
 package mailstore
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"os"
@@ -13,14 +14,14 @@ import (
 )
 
 func TestParseUIDList(t *testing.T) {
+	long := "1 " + strings.Repeat("x", 1<<20) + "\n"
 	tests := []struct {
 		name     string
 		in       string
 		validity uint32
 		next     uint32
 		entries  map[string]uidEntry
-		wantErr  bool
-		bug      string
+		problems []string // substrings, one per problem reported
 	}{
 		{name: "header only", in: "1 V1709280000 N1\n", validity: 1709280000, next: 1, entries: map[string]uidEntry{}},
 		{name: "entries with keywords", in: "1 V42 N7\n1 1709280000.M1P2Q3.host\n4 1709280001.M5P2Q4.host $Label1 NonJunk\n",
@@ -28,40 +29,48 @@ func TestParseUIDList(t *testing.T) {
 				"1709280000.M1P2Q3.host": {uid: 1},
 				"1709280001.M5P2Q4.host": {uid: 4, keywords: []string{"$Label1", "NonJunk"}},
 			}},
-		{name: "no final newline and blank lines", in: "1 V3 N9\n\n8 f\n\n", validity: 3, next: 9,
+		{name: "journal: the last record of a file wins", in: "1 V42 N2\n1 a\n2 b\n1 a $Seen1\n1 a Work\n",
+			validity: 42, next: 2, entries: map[string]uidEntry{"a": {uid: 1, keywords: []string{"Work"}}, "b": {uid: 2}}},
+		{name: "blank lines", in: "1 V3 N9\n\n8 f\n\n", validity: 3, next: 9,
 			entries: map[string]uidEntry{"f": {uid: 8}}},
 		{name: "CRLF", in: "1 V3 N9\r\n8 f\r\n", validity: 3, next: 9, entries: map[string]uidEntry{"f": {uid: 8}}},
 		{name: "max uint32", in: "1 V4294967295 N4294967295\n4294967295 f\n", validity: 4294967295, next: 4294967295,
 			entries: map[string]uidEntry{"f": {uid: 4294967295}}},
-		{name: "empty", in: "", wantErr: true},
-		{name: "unknown version", in: "2 V1 N1\n", wantErr: true},
-		{name: "header fields missing", in: "1 V1\n", wantErr: true},
-		{name: "header extra field", in: "1 V1 N1 X\n", wantErr: true},
-		{name: "validity zero", in: "1 V0 N1\n", wantErr: true},
-		{name: "next zero", in: "1 V1 N0\n", wantErr: true},
-		{name: "validity not a number", in: "1 Vx N1\n", wantErr: true},
-		{name: "validity over 32 bits", in: "1 V4294967296 N1\n", wantErr: true},
-		{name: "letters swapped", in: "1 N1 V1\n", wantErr: true},
-		{name: "uid without file", in: "1 V1 N2\n1\n", wantErr: true},
-		{name: "uid zero", in: "1 V1 N2\n0 f\n", wantErr: true},
-		{name: "negative uid", in: "1 V1 N2\n-1 f\n", wantErr: true},
-		{name: "line too long", in: "1 V1 N2\n1 " + strings.Repeat("x", 1<<20) + "\n", wantErr: true},
-		{name: "blank first line", in: "\n1 f\n", wantErr: true},
+		{name: "interrupted last record", in: "1 V3 N9\n8 f\n9 g $Lab", validity: 3, next: 9,
+			entries: map[string]uidEntry{"f": {uid: 8}}, problems: []string{"line 3: interrupted record"}},
+		{name: "empty", in: "", entries: map[string]uidEntry{}, problems: []string{"empty uidlist"}},
+		{name: "unknown version", in: "2 V1 N1\n", entries: map[string]uidEntry{}, problems: []string{"line 1: bad header"}},
+		{name: "header fields missing", in: "1 V1\n", entries: map[string]uidEntry{}, problems: []string{"bad header"}},
+		{name: "header extra field", in: "1 V1 N1 X\n", entries: map[string]uidEntry{}, problems: []string{"bad header"}},
+		{name: "validity zero", in: "1 V0 N1\n", entries: map[string]uidEntry{}, problems: []string{"bad header"}},
+		{name: "next zero", in: "1 V1 N0\n", entries: map[string]uidEntry{}, problems: []string{"bad header"}},
+		{name: "validity not a number", in: "1 Vx N1\n", entries: map[string]uidEntry{}, problems: []string{"bad header"}},
+		{name: "validity over 32 bits", in: "1 V4294967296 N1\n", entries: map[string]uidEntry{}, problems: []string{"bad header"}},
+		{name: "letters swapped", in: "1 N1 V1\n", entries: map[string]uidEntry{}, problems: []string{"bad header"}},
+		{name: "header missing, records kept", in: "3 f\n4 g Work\n", entries: map[string]uidEntry{"f": {uid: 3}, "g": {uid: 4, keywords: []string{"Work"}}},
+			problems: []string{"line 1: bad header"}},
+		{name: "uid without file", in: "1 V1 N2\n1\n", validity: 1, next: 2, entries: map[string]uidEntry{}, problems: []string{"line 2: want"}},
+		{name: "uid zero", in: "1 V1 N2\n0 f\n", validity: 1, next: 2, entries: map[string]uidEntry{}, problems: []string{"line 2: bad uid"}},
+		{name: "negative uid", in: "1 V1 N2\n-1 f\n2 g\n", validity: 1, next: 2, entries: map[string]uidEntry{"g": {uid: 2}}, problems: []string{"bad uid"}},
+		{name: "line too long keeps the uid", in: "1 V1 N2\n1 f " + strings.Repeat("$kw ", 300000) + "\n2 g\n", validity: 1, next: 2,
+			entries: map[string]uidEntry{"f": {uid: 1}, "g": {uid: 2}}, problems: []string{"line 2: longer than 1048576 bytes: UID 1 of f kept"}},
+		{name: "file name too long", in: "1 V1 N2\n" + long + "2 g\n", validity: 1, next: 2,
+			entries: map[string]uidEntry{"x" + strings.Repeat("x", 1<<20-3): {uid: 1}, "g": {uid: 2}}, problems: []string{"line 2: longer than"}},
+		{name: "blank first line", in: "\n1 f\n", entries: map[string]uidEntry{"f": {uid: 1}}, problems: []string{"line 1: bad header"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug != "" {
-				t.Skip("bug: " + tt.bug)
+			l := parseUIDList(strings.NewReader(tt.in))
+			if l.validity != tt.validity || l.next != tt.next || !equalEntries(l.entries, tt.entries) {
+				t.Errorf("parseUIDList(%.60q) = %d, %d, %.200v, want %d, %d, %.200v", tt.in, l.validity, l.next, l.entries, tt.validity, tt.next, tt.entries)
 			}
-			v, n, entries, err := parseUIDList([]byte(tt.in))
-			if tt.wantErr {
-				if err == nil {
-					t.Errorf("parseUIDList(%.60q) = %d, %d, %v, want an error", tt.in, v, n, entries)
+			if len(l.problems) != len(tt.problems) {
+				t.Fatalf("parseUIDList(%.60q) problems = %q, want %d matching %q", tt.in, l.problems, len(tt.problems), tt.problems)
+			}
+			for i, want := range tt.problems {
+				if !strings.Contains(l.problems[i], want) {
+					t.Errorf("parseUIDList(%.60q) problem %d = %.200q, want it to contain %q", tt.in, i, l.problems[i], want)
 				}
-				return
-			}
-			if err != nil || v != tt.validity || n != tt.next || !equalEntries(entries, tt.entries) {
-				t.Errorf("parseUIDList(%q) = %d, %d, %+v, %v, want %d, %d, %+v", tt.in, v, n, entries, err, tt.validity, tt.next, tt.entries)
 			}
 		})
 	}
@@ -110,13 +119,14 @@ func TestUIDListSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, n, entries, err := parseUIDList(data)
+	l := parseUIDList(bytes.NewReader(data))
+	v, n, entries := l.validity, l.next, l.entries
 	want := map[string]uidEntry{
 		"1709280000.M1P1Q1.host": {uid: 3},
 		"1709280001.M1P1Q2.host": {uid: 11, keywords: []string{"$Label1", "NonJunk"}},
 	}
-	if err != nil || v != 1709280000 || n != 12 || !equalEntries(entries, want) {
-		t.Errorf("parseUIDList(save(...)) = %d, %d, %+v, %v, want 1709280000, 12, %+v", v, n, entries, err, want)
+	if len(l.problems) > 0 || v != 1709280000 || n != 12 || !equalEntries(entries, want) {
+		t.Errorf("parseUIDList(save(...)) = %d, %d, %+v, %q, want 1709280000, 12, %+v", v, n, entries, l.problems, want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, uidListName+".tmp")); err == nil {
 		t.Errorf("saveUIDListLocked left its temporary file behind")
@@ -124,8 +134,9 @@ func TestUIDListSaveLoad(t *testing.T) {
 }
 
 // FuzzParseUIDList feeds the uidlist parser arbitrary file contents. It
-// must not panic; entries it accepts have non-zero UIDs and survive being
-// written back in the same format.
+// must not panic; entries it returns have non-zero UIDs and file names
+// without spaces, and a list without problems survives being written back
+// in the same format.
 func FuzzParseUIDList(f *testing.F) {
 	for _, s := range []string{
 		"1 V1709280000 N1\n",
@@ -134,18 +145,17 @@ func FuzzParseUIDList(f *testing.F) {
 		"1 V1 N2\n0 f\n",
 		"\n1 f\n",
 		"2 V1 N1\n",
+		"1 V3 N9\n8 f\n9 g $Lab",
 		"1 V4294967295 N4294967295\n4294967295 f $Forwarded\n",
-		// As written by saveUIDListLocked after a Maildir restart.
-		"1 V1709280000 N6\n1 1709280000.M0P123Q1.lab\n2 1709280000.M0P123Q2.lab $Label1\n3 1700000001.M1P1.otherhost\n",
+		// As written by saveUIDListLocked after a Maildir restart, then
+		// journal records.
+		"1 V1709280000 N6\n1 1709280000.M0P123Q1.lab\n2 1709280000.M0P123Q2.lab $Label1\n3 1700000001.M1P1.otherhost\n2 1709280000.M0P123Q2.lab\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		v, n, entries, err := parseUIDList(data)
-		if err != nil {
-			return
-		}
-		for file, e := range entries {
+		l := parseUIDList(bytes.NewReader(data))
+		for file, e := range l.entries {
 			if e.uid == 0 {
 				t.Fatalf("parseUIDList(%q) accepted UID 0 for %q", data, file)
 			}
@@ -153,12 +163,15 @@ func FuzzParseUIDList(f *testing.F) {
 				t.Fatalf("parseUIDList(%q) returned file name %q", data, file)
 			}
 		}
-		if v == 0 || n == 0 {
-			t.Fatalf("parseUIDList(%q) = validity %d, next %d without an error", data, v, n)
+		if (l.validity == 0) != (l.next == 0) {
+			t.Fatalf("parseUIDList(%q) = validity %d, next %d", data, l.validity, l.next)
 		}
-		v2, n2, entries2, err := parseUIDList(formatUIDList(v, n, entries))
-		if err != nil || v2 != v || n2 != n || !equalEntries(entries2, entries) {
-			t.Fatalf("parseUIDList(format(parseUIDList(%q))) = %d, %d, %+v, %v, want %d, %d, %+v", data, v2, n2, entries2, err, v, n, entries)
+		if len(l.problems) > 0 || l.validity == 0 {
+			return
+		}
+		l2 := parseUIDList(bytes.NewReader(formatUIDList(l.validity, l.next, l.entries)))
+		if len(l2.problems) > 0 || l2.validity != l.validity || l2.next != l.next || !equalEntries(l2.entries, l.entries) {
+			t.Fatalf("parseUIDList(format(parseUIDList(%q))) = %d, %d, %+v, %q, want %d, %d, %+v", data, l2.validity, l2.next, l2.entries, l2.problems, l.validity, l.next, l.entries)
 		}
 	})
 }

@@ -64,6 +64,9 @@ type Conn struct {
 	maildrop []entry
 	bad      bool // the current command was invalid
 	badCount int  // consecutive invalid commands
+	// saslLeft: SASL responses the client's last AUTH command still owes,
+	// counted on the client's stream (see traceCommand).
+	saslLeft int
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
@@ -193,7 +196,7 @@ func (c *Conn) run() error {
 		if err != nil {
 			return c.readFailed(err)
 		}
-		c.trace(true, maskCommand(string(line)))
+		c.trace(true, c.traceCommand(string(line)))
 		if err := c.execute(line); err != nil {
 			return err
 		}

@@ -136,7 +136,11 @@ func (c *Conn) handleAuth(cmd command) error {
 		if err != nil {
 			return c.readFailed(err)
 		}
+		if c.saslLeft > 0 {
+			c.saslLeft--
+		}
 		if string(raw) == "*" {
+			c.saslLeft = 0
 			c.trace(true, "*")
 			c.status(false, "Authentication cancelled.") // RFC 5034 §4: "*" MUST get -ERR
 			return nil
@@ -180,3 +184,42 @@ func (c *Conn) replyAuthError(mech string, err error) {
 }
 
 var _ error = (*backendError)(nil)
+
+// traceCommand returns a command line as Trace may see it. A client may
+// send its SASL responses right behind its AUTH command, in the same write
+// (the bytes are on the wire before the server's "+", RFC 5034 §4); if the
+// server refuses the AUTH without reading them (unknown mechanism, bad
+// initial response, wrong state), they arrive here as commands. So the
+// responses the mechanism needs are counted on the client's stream alone
+// and masked, whatever the server answered. A response is Base64, which
+// has no space (RFC 4648 §4): a line with one is a command.
+func (c *Conn) traceCommand(line string) string {
+	if c.saslLeft > 0 && !strings.ContainsAny(line, " \t") {
+		c.saslLeft--
+		if line == "*" {
+			c.saslLeft = 0
+			return line
+		}
+		return "****"
+	}
+	c.saslLeft = saslResponsesOwed(line)
+	return maskCommand(line)
+}
+
+// saslResponsesOwed is how many SASL responses follow a command line of
+// the form "AUTH mechanism [initial-response]" (RFC 5034 §4): PLAIN (RFC
+// 4616) and most mechanisms send one message, LOGIN (draft-murchison-
+// sasl-login) two, SCRAM (RFC 5802) and DIGEST-MD5 (RFC 2831) two; the
+// initial response is one of them. Any other line owes none.
+func saslResponsesOwed(line string) int {
+	fields := strings.Fields(line)
+	if len(fields) < 2 || len(fields) > 3 || !strings.EqualFold(fields[0], "AUTH") {
+		return 0
+	}
+	n := 1
+	switch m := strings.ToUpper(fields[1]); {
+	case m == "LOGIN", m == "DIGEST-MD5", strings.HasPrefix(m, "SCRAM-"):
+		n = 2
+	}
+	return n - (len(fields) - 2)
+}

@@ -7,8 +7,9 @@ import (
 	"log"
 	"net"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/maillab/maillab/internal/netx"
 )
 
 // Defaults of the Server's zero-valued fields.
@@ -121,8 +122,10 @@ type Server struct {
 }
 
 // Serve accepts connections on l and serves each in its own goroutine until
-// l fails or the server is closed. It always returns a non-nil error: after
-// Close or Shutdown, ErrServerClosed. Serve closes l when it returns.
+// the server is closed (or l is closed), and then returns ErrServerClosed.
+// Failed accepts (out of file descriptors and the like) are retried with a
+// back-off (netx.AcceptLoop); they never end Serve. Serve closes l when it
+// returns.
 //
 // For implicit TLS (port 995), pass tls.NewListener(l, cfg): the handshake
 // is completed (or fails, closing the connection) before the greeting.
@@ -136,38 +139,16 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 	}()
 
-	var delay time.Duration // back-off after temporary accept errors
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return ErrServerClosed
-			}
-			if temporaryAcceptError(err) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.logf("accept on %s: %v; retrying in %v", l.Addr(), err, delay)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		// The connection's outcome has no caller to return to; what matters
-		// was traced, and internal failures were logged.
-		go func() { _ = s.ServeConn(nc) }()
+	loop := &netx.AcceptLoop{
+		// The connection's outcome has no caller to return to; what
+		// matters was traced, and internal failures were logged.
+		Handle: func(nc net.Conn) { go func() { _ = s.ServeConn(nc) }() },
+		OnRetry: func(err error, wait time.Duration) {
+			s.logf("accept on %s: %v; retrying in %v", l.Addr(), err, wait)
+		},
 	}
-}
-
-// temporaryAcceptError reports accept failures that pass on their own:
-// descriptor or memory exhaustion and connections aborted before accept.
-func temporaryAcceptError(err error) bool {
-	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
-		if errors.Is(err, errno) {
-			return true
-		}
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	loop.Run(l)
+	return ErrServerClosed
 }
 
 // ServeConn serves exactly one connection and returns when it has ended and
@@ -239,12 +220,6 @@ func (s *Server) closeListenersLocked() error {
 		delete(s.listeners, l)
 	}
 	return first
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 func (s *Server) trackListener(l net.Listener) bool {

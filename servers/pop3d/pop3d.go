@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -34,7 +35,10 @@ type Config struct {
 	AllowInsecureAuth bool
 	// Mechanisms offered by AUTH besides the built-in PLAIN, e.g. XOAUTH2.
 	Mechanisms []string
-	Logger     *slog.Logger
+	// ReadTimeout is the autologout timer (pop3.Server.ReadTimeout); zero
+	// means pop3.DefaultReadTimeout.
+	ReadTimeout time.Duration
+	Logger      *slog.Logger
 	// Trace receives every protocol line (credentials already masked).
 	Trace func(c *pop3.Conn, fromClient bool, line string)
 }
@@ -52,6 +56,7 @@ func New(cfg Config) *pop3.Server {
 		AllowInsecureAuth: cfg.AllowInsecureAuth,
 		Greeting:          "Dovecot ready.",
 		Implementation:    "maillab",
+		ReadTimeout:       cfg.ReadTimeout,
 		ErrorLog:          logAdapter{cfg.Logger},
 		Trace:             cfg.Trace,
 	}

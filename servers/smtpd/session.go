@@ -86,6 +86,9 @@ var (
 	errAuthRequired   = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	errUnknownMech    = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication type"}
 	errTempLocal      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error: queue file write error"}
+	// errDataTimeout: the message did not arrive within DataTimeout
+	// (RFC 5321 §4.5.3.2.6); 421 tells the client to go away.
+	errDataTimeout = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Error: timeout exceeded while receiving the message"}
 )
 
 // Auth implements smtp.AuthSession.
@@ -239,7 +242,16 @@ func overQuota(to string) *smtp.SMTPError {
 
 // Data implements smtp.Session.
 func (se *session) Data(r io.Reader) error {
+	// go-smtp's deadline for the DATA line still runs; the message gets
+	// its own (RFC 5321 §4.5.3.2.6).
+	if c := se.conn.Conn(); c != nil {
+		c.SetReadDeadline(time.Now().Add(se.s.cfg.DataTimeout))
+	}
 	body, err := io.ReadAll(r)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errDataTimeout
+	}
 	if err != nil {
 		// go-smtp's ErrDataTooLarge is an *SMTPError (552 5.3.4); pass it
 		// through unwrapped.

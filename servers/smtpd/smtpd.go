@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/maillab/maillab/internal/netx"
 	"github.com/maillab/maillab/servers/auth"
 	"github.com/maillab/maillab/servers/mailstore"
 )
@@ -74,7 +75,10 @@ type Config struct {
 	// (RFC 5321 §4.5.3.2 asks for at least that).
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
+	// DataTimeout bounds the whole message after DATA (RFC 5321
+	// §4.5.3.2.6 "DATA termination"); 0 means 10 minutes.
+	DataTimeout time.Duration
+	Logger      *slog.Logger
 	// Transcript returns the debug writer for one connection; nil records
 	// nothing.
 	Transcript func(c net.Conn) io.Writer
@@ -109,6 +113,8 @@ type Server struct {
 	lns     map[net.Listener]struct{}
 	servers map[*smtp.Server]net.Conn
 	wg      sync.WaitGroup
+	done    chan struct{} // closed by Close and Shutdown
+	stop    sync.Once
 }
 
 // New returns a server; call Serve to start it.
@@ -131,16 +137,21 @@ func New(cfg Config) *Server {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 5 * time.Minute
 	}
+	if cfg.DataTimeout == 0 {
+		cfg.DataTimeout = 10 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, lns: map[net.Listener]struct{}{}, servers: map[*smtp.Server]net.Conn{}}
+	return &Server{cfg: cfg, lns: map[net.Listener]struct{}{}, servers: map[*smtp.Server]net.Conn{}, done: make(chan struct{})}
 }
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
 var ErrServerClosed = errors.New("smtpd: server closed")
 
-// Serve accepts connections on ln until Close or Shutdown. Each connection
+// Serve accepts connections on ln until Close or Shutdown, then returns
+// nil. Failed accepts (out of file descriptors and the like) are retried
+// with a back-off (netx.AcceptLoop); they never end Serve. Each connection
 // gets its own go-smtp server instance so that its transcript is its own.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
@@ -155,26 +166,19 @@ func (s *Server) Serve(ln net.Listener) error {
 		delete(s.lns, ln)
 		s.mu.Unlock()
 	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return nil
+	loop := &netx.AcceptLoop{
+		Handle: func(c net.Conn) {
+			if !s.track(c) {
+				c.Close()
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		if !s.track(c) {
-			c.Close()
-			return nil
-		}
+		},
+		OnRetry: func(err error, wait time.Duration) {
+			s.cfg.Logger.Warn("accept failed; retrying", "err", err, "in", wait)
+		},
+		Stop: s.done,
 	}
+	loop.Run(ln)
+	return nil
 }
 
 func (s *Server) track(c net.Conn) bool {
@@ -222,6 +226,7 @@ func (s *Server) newSMTPServer(c net.Conn) *smtp.Server {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	s.stop.Do(func() { close(s.done) })
 	for ln := range s.lns {
 		ln.Close()
 	}
@@ -243,6 +248,7 @@ func (s *Server) Close() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	s.stop.Do(func() { close(s.done) })
 	for ln := range s.lns {
 		ln.Close()
 	}

@@ -11,18 +11,40 @@ import (
 
 // SMTPWriter returns a debug writer for go-smtp (smtp.Server.Debug) that
 // records this session's exchange.
+//
+// Credentials are masked by the state of the client's own stream: once a
+// client line says AUTH, the responses its mechanism needs are masked
+// however the client's bytes were cut into writes and whether or not the
+// server's 334 has been seen yet (a client may send "AUTH PLAIN\r\n" and
+// its response in one write).
 func (s *Session) SMTPWriter() io.Writer { return &smtpWriter{s: s} }
 
 type smtpWriter struct {
 	s  *Session
 	mu sync.Mutex
 
+	guessed int // writes whose direction the caller did not tell
+
 	partial   []byte // an incomplete client line
 	data      bool   // client is sending DATA content (RFC 5321 §4.1.1.4)
 	dataBytes int64
 	tail      []byte // last bytes of DATA content, to find "\r\n.\r\n"
 	bdat      int64  // octets of BDAT content still to come (RFC 3030 §2)
-	sasl      bool   // server sent 334: client lines are SASL responses
+
+	serverPartial []byte // an incomplete server line
+
+	// pending counts the client's commands that have not had their final
+	// reply yet; with PIPELINING (RFC 2920) several may wait. A final
+	// reply while none waits is the greeting (RFC 5321 §3.1) or a reply
+	// the server sends on its own (421).
+	pending int
+	// auth: an AUTH exchange (RFC 4954 §4) has not had its final reply.
+	auth bool
+	// authAhead: final replies still due to commands sent before AUTH.
+	authAhead int
+	// saslLeft: client responses the AUTH mechanism still expects,
+	// counted on the client's stream alone.
+	saslLeft int
 }
 
 // isSMTPReplyLine reports whether line is an RFC 5321 §4.2 reply line:
@@ -44,13 +66,39 @@ func isSMTPReplyLine(line string) bool {
 }
 
 func (w *smtpWriter) Write(b []byte) (int, error) {
+	dir, known := callerDirection()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.consume(b)
+	if !known {
+		w.guessed++
+		dir = w.guess(b)
+	}
+	w.feed(dir, b)
 	return len(b), nil
 }
 
-func (w *smtpWriter) consume(b []byte) {
+// guess classifies a write whose caller did not say its direction (a
+// fallback: the libraries' tees say it, see callerDirection): a server
+// write is whole reply lines, and while the client is in the middle of a
+// line it answers only commands it has read whole.
+func (w *smtpWriter) guess(b []byte) Direction {
+	if w.data || w.bdat > 0 || len(w.partial) > 0 && w.pending == 0 || !bytes.HasSuffix(b, []byte("\n")) {
+		return Client
+	}
+	for _, l := range lines(b) {
+		if !isSMTPReplyLine(l) {
+			return Client
+		}
+	}
+	return Server
+}
+
+// feed consumes one write of one direction.
+func (w *smtpWriter) feed(dir Direction, b []byte) {
+	if dir == Server {
+		w.consumeServer(b)
+		return
+	}
 	for len(b) > 0 {
 		switch {
 		case w.data:
@@ -59,41 +107,56 @@ func (w *smtpWriter) consume(b []byte) {
 			n := min(int64(len(b)), w.bdat)
 			w.bdat -= n
 			b = b[n:]
-		case len(w.partial) == 0 && w.isServerChunk(b):
-			for _, l := range lines(b) {
-				w.serverLine(l)
-			}
-			return
 		default:
 			b = w.consumeClient(b)
 		}
 	}
 }
 
-func (w *smtpWriter) isServerChunk(b []byte) bool {
-	if !bytes.HasSuffix(b, []byte("\n")) {
-		return false
-	}
-	for _, l := range lines(b) {
-		if !isSMTPReplyLine(l) {
-			return false
+func (w *smtpWriter) consumeServer(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			w.serverPartial = append(w.serverPartial, b...)
+			if len(w.serverPartial) > 4096 {
+				w.serverLine(string(w.serverPartial))
+				w.serverPartial = nil
+			}
+			return
 		}
+		line := string(append(w.serverPartial, b[:i+1]...))
+		w.serverPartial = nil
+		b = b[i+1:]
+		w.serverLine(line)
 	}
-	return true
 }
 
 func (w *smtpWriter) serverLine(l string) {
 	w.s.Log(Server, l)
-	code := l[:3]
-	switch {
-	case code == "354":
+	if !isSMTPReplyLine(l) {
+		return
+	}
+	l = strings.TrimRight(l, "\r\n")
+	if len(l) > 3 && l[3] == '-' {
+		return // a continuation of a multi-line reply (RFC 5321 §4.2.1)
+	}
+	switch l[:3] {
+	case "354": // intermediate: DATA content follows (RFC 5321 §4.3.2)
 		w.data, w.dataBytes, w.tail = true, 0, []byte("\r\n")
-	case code == "334":
-		w.sasl = true
-	case len(l) > 3 && l[3] == '-':
-		// Continuation of a multi-line reply: state unchanged.
-	default:
-		w.sasl = false
+		return
+	case "334": // intermediate: a SASL challenge (RFC 4954 §4)
+		return
+	}
+	if w.pending == 0 {
+		return
+	}
+	w.pending--
+	if w.auth {
+		if w.authAhead > 0 {
+			w.authAhead--
+		} else {
+			w.auth = false // the AUTH command's own final reply
+		}
 	}
 }
 
@@ -148,17 +211,28 @@ func (w *smtpWriter) consumeClient(b []byte) []byte {
 
 func (w *smtpWriter) clientLine(line string) {
 	text := strings.TrimRight(line, "\r\n")
-	if w.sasl {
+	if isSASLResponse(text, w.auth, w.saslLeft) {
+		if text == "*" {
+			w.saslLeft = 0 // the client cancelled (RFC 4954 §4)
+		} else if w.saslLeft > 0 {
+			w.saslLeft--
+		}
 		w.s.logSASLResponse(text)
 		return
 	}
+	w.saslLeft = 0
+	w.pending++
 	verb, arg, _ := strings.Cut(text, " ")
 	switch strings.ToUpper(verb) {
 	case "AUTH":
-		mech, ir, hasIR := strings.Cut(arg, " ")
-		if hasIR && ir != "=" {
+		// RFC 4954 §4: AUTH mechanism [initial-response], where "="
+		// is an empty initial response.
+		mech, _, hasIR := strings.Cut(arg, " ")
+		if hasIR {
 			text = verb + " " + mech + " " + masked
 		}
+		w.auth, w.authAhead = true, w.pending-1
+		w.saslLeft = saslResponses(mech, hasIR)
 	case "BDAT":
 		fields := strings.Fields(arg)
 		if len(fields) > 0 {

@@ -168,3 +168,37 @@ func (s *Session) logSASLResponse(text string) {
 	}
 	s.Log(Client, masked)
 }
+
+// saslResponses is how many client responses mechanism needs before the
+// server can decide, counting the initial response if the command carried
+// one: PLAIN (RFC 4616 §2), CRAM-MD5 (RFC 2195 §2), XOAUTH2, OAUTHBEARER
+// (RFC 7628 §3.2) and EXTERNAL (RFC 4422 App. A) send one message; LOGIN
+// (draft-murchison-sasl-login §2) sends the user name, then the password;
+// SCRAM (RFC 5802 §5) and DIGEST-MD5 (RFC 2831 §2.1) send two. An unknown
+// mechanism counts as one; the exchange stays masked until the server's
+// final reply anyway.
+func saslResponses(mechanism string, initialResponse bool) int {
+	n := 1
+	switch m := strings.ToUpper(mechanism); {
+	case m == "LOGIN", m == "DIGEST-MD5", strings.HasPrefix(m, "SCRAM-"):
+		n = 2
+	}
+	if initialResponse {
+		n--
+	}
+	return n
+}
+
+// isSASLResponse reports whether a client line is a SASL response to mask.
+// open: the exchange has not had the server's final reply yet; left: the
+// responses the mechanism still expects (counted on the client's stream
+// alone, so a response sent before the server's challenge, or in the same
+// write as the command, is still one). A response is base64 (RFC 4954 §4,
+// RFC 9051 §6.2.2), which never holds a space (RFC 4648 §4): a line with a
+// space is the next command once the exchange is over or the mechanism
+// has all its responses. Everything else is masked, so the rule errs
+// towards hiding a command, never towards showing a secret.
+func isSASLResponse(text string, open bool, left int) bool {
+	noSpace := !strings.ContainsAny(text, " \t")
+	return left > 0 && (open || noSpace) || open && noSpace
+}
