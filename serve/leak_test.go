@@ -63,13 +63,16 @@ func countResources(t *testing.T, dataDir string) resources {
 	return r
 }
 
-// TestNoLeaks creates and deletes 500 labs (50 with -short) and compares
+// TestNoLeaks creates and deletes 500 labs (150 with -race, 50 with
+// -short) and compares
 // goroutines, file descriptors, listening sockets, temporary and lab
 // directories before and after.
 func TestNoLeaks(t *testing.T) {
 	n := 500
 	if testing.Short() {
 		n = 50
+	} else if raceEnabled {
+		n = 150 // the race detector makes each lab several times slower
 	}
 	// A private TMPDIR: other programs on the machine make maillab-*
 	// directories in /tmp too.
