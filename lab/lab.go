@@ -103,6 +103,9 @@ type Options struct {
 	// CloseGrace is how long Close lets running sessions finish before it
 	// cuts them; default 2s.
 	CloseGrace time.Duration
+	// CA is the lab's root; nil makes a new one. A lab rebuilt or
+	// restarted with the same CA keeps every handed-out ca.pem valid.
+	CA *pki.CA
 	// Quota is the mail each account may hold, in bytes; 0 means
 	// DefaultQuota, a negative value no limit (docs/store.md).
 	Quota int64
@@ -445,6 +448,11 @@ func (l *Lab) makeDir() error {
 }
 
 func (l *Lab) makeCA() error {
+	l.CAFile = filepath.Join(l.Dir, "ca.pem")
+	if l.opts.CA != nil {
+		l.CA = l.opts.CA
+		return pki.WritePEM(l.CAFile, l.CA.Cert)
+	}
 	// Real CAs are years older than the certificates they sign; a lab CA
 	// made this minute could not have signed an "expired" certificate, and
 	// a client would then see a broken chain instead of an expired leaf.
@@ -458,7 +466,6 @@ func (l *Lab) makeCA() error {
 		return err
 	}
 	l.CA = ca
-	l.CAFile = filepath.Join(l.Dir, "ca.pem")
 	return pki.WritePEM(l.CAFile, ca.Cert)
 }
 
