@@ -684,7 +684,7 @@ func (s *Server) diagnose(w http.ResponseWriter, r *http.Request) error {
 		if err != nil || d <= 0 || d > time.Minute {
 			return errorf(http.StatusBadRequest, "timeout", "timeout %q: want a duration up to 1m, e.g. \"5s\"", req.Timeout)
 		}
-		cfg.Timeout = d
+		cfg.ConnectTimeout, cfg.ReplyTimeout = d, d
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.DiagnoseTimeout)
 	defer cancel()

@@ -75,6 +75,7 @@ func New(cfg Config) (*Server, error) {
 	// sockets it chose, so the server is built without any: the zero
 	// Server with its resolver's zones set answers through ServeDNS.
 	mock := &mockdns.Server{Log: discardLogger{}, Authoritative: true}
+	//lint:ignore SA1019 the zone map lives in the server's resolver; NewResolver makes a net.Resolver, which is not what is set here
 	mock.Resolver().Zones = zones
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
