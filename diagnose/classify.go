@@ -145,7 +145,10 @@ var authRules = []rule{
 	{name: "pop3-login-delay", respCodes: []string{"LOGIN-DELAY", "LIMIT"}, code: rootcause.SMTPRateLimited, meaning: "the server refuses logins this soon after the last one"},
 	{name: "imap-authfailed", respCodes: []string{"AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED"}, code: rootcause.AuthFailed, meaning: "the server rejected the user name or password (RFC 5530 AUTHENTICATIONFAILED)"},
 	{name: "pop3-auth", respCodes: []string{"AUTH"}, code: rootcause.AuthFailed, meaning: "the server rejected the user name or password (RFC 3206 [AUTH])"},
-	{name: "temporary-text", text: re(`temporar(y|ily)|try again later|service (is )?(temporarily )?unavailable`), code: rootcause.Intermittent, meaning: "the server's login service failed temporarily"},
+	// nginx's mail proxy "-ERR internal server error", "* BAD internal
+	// server error", "451 4.3.2 Internal server error" (ngx_mail_handler.c)
+	// when its auth_http service or the backend cannot be reached.
+	{name: "temporary-text", text: re(`temporar(y|ily)|try again later|service (is )?(temporarily )?unavailable|internal server error`), code: rootcause.Intermittent, meaning: "the server's login service failed temporarily"},
 	{name: "failed-text", text: failedText, code: rootcause.AuthFailed, meaning: "the server rejected the user name or password"},
 	{name: "smtp-x.7.9", enhanced: []string{"7.9", "7.14", "7.139"}, code: rootcause.AuthBasicDisabled, meaning: "the server refuses password logins for this account (X.7.9 / X.7.14 / X.7.139)"},
 	{name: "smtp-534", codes: []int{534}, code: rootcause.AuthBasicDisabled, meaning: "the mechanism is too weak for the server (534, RFC 4954 §6): it wants OAuth2 or an app password"},
@@ -153,6 +156,17 @@ var authRules = []rule{
 	{name: "smtp-535", codes: []int{535}, code: rootcause.AuthFailed, meaning: "the server rejected the credentials (535)"},
 	{name: "smtp-504", codes: []int{504}, code: rootcause.AuthMechUnsupported, meaning: "the server does not support that authentication mechanism"},
 	{name: "not-enabled-text", text: re(`auth(entication)? (is )?not (enabled|available|supported|allowed)|unrecognized authentication`), code: rootcause.AuthMechUnsupported, meaning: "the server does not offer login here"},
+	// nginx's mail proxy answers a login command it does not take in this
+	// state "BAD invalid command" / "-ERR invalid command"
+	// (ngx_mail_imap_handler.c, ngx_mail_pop3_handler.c): a method left
+	// out of imap_auth/pop3_auth, or any login before STARTTLS with
+	// "starttls only" (recorded in e2e/testdata/recorded/nginx-starttls-only.txt,
+	// where the probes see LOGINDISABLED and the missing USER capability
+	// first). OpenSMTPD answers AUTH where it offers none (before TLS, or
+	// on a listener without auth) "503 5.5.1 Invalid command: Command not
+	// supported" (recorded in e2e/testdata/recorded/opensmtpd-starttls-required.txt).
+	// Never a wrong password: none was checked.
+	{name: "invalid-command-text", text: re(`^\s*invalid command\.?\s*$|invalid command: command not supported`), code: rootcause.AuthMechUnsupported, meaning: "the server does not take this login command here (a method it does not offer, or a login before STARTTLS)"},
 	{name: "smtp-4xx", class: 4, code: rootcause.Intermittent, meaning: "the server's login service failed temporarily"},
 	{name: "any-other", code: rootcause.AuthFailed, meaning: "the server refused the login"},
 }

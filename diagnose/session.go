@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,7 +100,7 @@ func (s *session) replied() {
 // send writes one command line.
 func (s *session) send(line string) error {
 	// The delay findings name the command without its IMAP tag.
-	s.cmd = describeCmd(strings.TrimPrefix(line, fmt.Sprintf("a%d ", s.tag)))
+	s.cmd = describeSent(strings.TrimPrefix(line, fmt.Sprintf("a%d ", s.tag)), s.secretSent, s.cmd)
 	s.arm()
 	_, err := io.WriteString(s.conn, line+"\r\n")
 	return err
@@ -196,16 +197,52 @@ func (s *session) ehloName() string {
 	return "[127.0.0.1]"
 }
 
-// describeCmd hides secrets in a command line for evidence.
-func describeCmd(line string) string {
-	upper := strings.ToUpper(line)
-	for _, p := range []string{"AUTH PLAIN ", "AUTH LOGIN ", "PASS ", "AUTHENTICATE PLAIN "} {
-		if i := strings.Index(upper, p); i >= 0 {
-			return line[:i+len(p)] + "…"
+// Command verbs as describeSent knows them: the login commands, whose
+// arguments are secret (SMTP AUTH, RFC 4954; IMAP AUTHENTICATE and LOGIN,
+// RFC 3501 §6.2; POP3 USER, PASS and AUTH, RFC 1939 §7 and RFC 5034), and
+// the other commands the probes send.
+var (
+	loginVerbs = []string{"AUTH", "AUTHENTICATE", "LOGIN", "USER", "PASS"}
+	otherVerbs = []string{"EHLO", "HELO", "STARTTLS", "MAIL", "RCPT", "DATA", "QUIT", "RSET", "NOOP",
+		"CAPABILITY", "EXAMINE", "SELECT", "FETCH", "LOGOUT", "CAPA", "STLS", "STAT", "UIDL", "LIST", "TOP", "RETR"}
+)
+
+// describeSent names a command line (without its IMAP tag) for the delay
+// findings, never with a secret in it: a login command by its verb (and
+// SASL mechanism); another command of the probes whole, or only by its verb
+// once a secret went over the connection; any other line (a SASL response,
+// a literal, a password, a "*" cancelling an exchange) continues the
+// command before it, prev.
+func describeSent(line string, secretSent bool, prev string) string {
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return prev
+	}
+	verb := strings.ToUpper(fields[0])
+	switch {
+	case slices.Contains(loginVerbs, verb):
+		if (verb == "AUTH" || verb == "AUTHENTICATE") && len(fields) > 1 && isMechanismName(fields[1]) {
+			return verb + " " + strings.ToUpper(fields[1])
+		}
+		return verb
+	case slices.Contains(otherVerbs, verb) && !secretSent:
+		return line
+	case slices.Contains(otherVerbs, verb):
+		return verb
+	}
+	return prev
+}
+
+// isMechanismName reports whether s is a SASL mechanism name (RFC 4422
+// §3.1: upper-case letters, digits, hyphens and underscores).
+func isMechanismName(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
 		}
 	}
-	if i := strings.Index(upper, " LOGIN "); i >= 0 {
-		return line[:i+len(" LOGIN ")] + "…"
-	}
-	return line
+	return true
 }

@@ -16,11 +16,14 @@ import (
 // between the connect timeout and the reply timeout, as Dovecot's 2 s
 // auth_failure_delay or a 3 s anti-guessing delay sits between the 3 s
 // connect timeout and the 60 s a client waits. No assertion is on time.
+//
+// The connect timeout also bounds the DNS queries to the test's resolver,
+// so it stays large enough for a loaded machine under -race.
 const (
-	scaledConnect = 150 * time.Millisecond
-	scaledDelay   = 600 * time.Millisecond
-	scaledReply   = 10 * time.Second
-	scaledNotice  = 100 * time.Millisecond
+	scaledConnect = time.Second
+	scaledDelay   = 2 * time.Second
+	scaledReply   = 30 * time.Second
+	scaledNotice  = 500 * time.Millisecond
 )
 
 // delayedFinding returns the note about a delay whose summary contains s.
@@ -63,9 +66,9 @@ func TestReplyWithinReplyTimeout(t *testing.T) {
 			setup: func(t *testing.T, l *lab) Service {
 				return smtpOn(t, l, &smtpFake{greetingDelay: scaledDelay})
 			}},
-		{name: "greeting later than the reply timeout", reply: scaledConnect * 2, want: rootcause.ServerSlow,
+		{name: "greeting later than the reply timeout", reply: scaledConnect + scaledConnect/2, want: rootcause.ServerSlow,
 			setup: func(t *testing.T, l *lab) Service {
-				return smtpOn(t, l, &smtpFake{greetingDelay: 5 * time.Second})
+				return smtpOn(t, l, &smtpFake{greetingDelay: 2 * scaledDelay})
 			}},
 		{name: "accepted login answered late", reply: scaledReply, want: rootcause.Healthy,
 			finding: "to answer AUTHENTICATE PLAIN",
@@ -149,7 +152,7 @@ func TestCancelledRunIsInterrupted(t *testing.T) {
 	go func() {
 		<-greeted
 		// Past the silent-port TLS probe, waiting for the greeting.
-		time.Sleep(3 * scaledConnect)
+		time.Sleep(2*scaledConnect + scaledConnect/2)
 		cancel()
 	}()
 	r, err := Run(ctx, cfg)

@@ -98,11 +98,14 @@ type Options struct {
 	// Logger receives the lab's own diagnostics; nil discards them.
 	Logger *slog.Logger
 	// HandshakeTimeout bounds a TLS handshake on implicit-TLS ports;
-	// default 10s.
+	// default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// CloseGrace is how long Close lets running sessions finish before it
 	// cuts them; default 2s.
 	CloseGrace time.Duration
+	// CA is the lab's root; nil makes a new one. A lab rebuilt or
+	// restarted with the same CA keeps every handed-out ca.pem valid.
+	CA *pki.CA
 	// Quota is the mail each account may hold, in bytes; 0 means
 	// DefaultQuota, a negative value no limit (docs/store.md).
 	Quota int64
@@ -145,6 +148,16 @@ type Options struct {
 	// DefaultPOP3Timeout.
 	POP3Timeout time.Duration
 }
+
+// DefaultHandshakeTimeout is how long an implicit-TLS port waits for a
+// client's TLS handshake, then closes the connection without a word. It
+// is what Debian 12's Dovecot 2.3.19 does on imaps and pop3s to a client
+// that sends nothing (measured by e2e/realservers
+// TestSilentClientOnImplicitTLS: FIN after 3m0s, no byte sent; Dovecot's
+// login timeout for a client that never authenticates). A plaintext
+// client on port 993 (scenario plain-on-993) thus meets its own timeout
+// first: Thunderbird's is 100 s, curl's whatever --max-time says.
+const DefaultHandshakeTimeout = 3 * time.Minute
 
 // DefaultQuota is the default Options.Quota: 256 MiB per account, so a
 // client that keeps sending cannot make the lab hold more than that for
@@ -291,7 +304,7 @@ func New(opts Options) (l *Lab, err error) {
 		}
 	}
 	if opts.HandshakeTimeout == 0 {
-		opts.HandshakeTimeout = 10 * time.Second
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if opts.CloseGrace == 0 {
 		opts.CloseGrace = 2 * time.Second
@@ -435,6 +448,11 @@ func (l *Lab) makeDir() error {
 }
 
 func (l *Lab) makeCA() error {
+	l.CAFile = filepath.Join(l.Dir, "ca.pem")
+	if l.opts.CA != nil {
+		l.CA = l.opts.CA
+		return pki.WritePEM(l.CAFile, l.CA.Cert)
+	}
 	// Real CAs are years older than the certificates they sign; a lab CA
 	// made this minute could not have signed an "expired" certificate, and
 	// a client would then see a broken chain instead of an expired leaf.
@@ -448,7 +466,6 @@ func (l *Lab) makeCA() error {
 		return err
 	}
 	l.CA = ca
-	l.CAFile = filepath.Join(l.Dir, "ca.pem")
 	return pki.WritePEM(l.CAFile, ca.Cert)
 }
 

@@ -146,7 +146,7 @@ func (l *Lab) serverTLS(svc *Service) *tls.Config {
 }
 
 func (l *Lab) authenticator(p *Provider) auth.Authenticator {
-	return auth.Chain(&auth.Store{Store: p.Store, Tokens: p.Tokens}, l.AuthPolicies...)
+	return auth.Chain(&auth.Store{Store: p.Store, Tokens: p.Tokens}, append([]auth.Middleware{l.noteRefusals}, l.AuthPolicies...)...)
 }
 
 func (l *Lab) newServer(svc *Service) server {

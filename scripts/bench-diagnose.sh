@@ -4,7 +4,8 @@
 #
 #   scripts/bench-diagnose.sh [BASE [RUNS]]
 #
-# BASE defaults to the merge base with main (today's code); RUNS (default
+# BASE defaults to the merge base with main (today's code; once main holds
+# part of this branch, name the commit before it); RUNS (default
 # 15) diagnoses per binary, interleaved old/new so that load on the machine
 # hits both alike. Each diagnosis is `maillab diagnose --settings FILE
 # --json` with the default timeouts against one lab (the catalog's healthy

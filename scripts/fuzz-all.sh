@@ -63,25 +63,32 @@ for t in "${targets[@]}"; do
 	name="${t##*.}"
 	log="$logdir/${dir//\//_}.$name.log"
 	start=$(date +%s)
-	go test -tags e2e -run '^$' -fuzz "^${name}\$" -fuzztime "$duration" -parallel "$parallel" "./$dir" >"$log" 2>&1
+	# -timeout 0: go test's default 10m timeout would end a 10m run.
+	go test -tags e2e -run '^$' -fuzz "^${name}\$" -fuzztime "$duration" -parallel "$parallel" -timeout 0 "./$dir" >"$log" 2>&1
 	rc=$?
 	elapsed=$(($(date +%s) - start))
 	last="$(grep -E '^fuzz: elapsed: .*execs: ' "$log" | tail -n 1)"
 	execs="$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")"
 	newc="$(sed -nE 's/.*new interesting: ([0-9]+).*/\1/p' <<<"$last")"
+	input="$(sed -nE 's/.*Failing input written to (.*)$/\1/p' "$log" | tail -n 1)"
 	if [ $rc -eq 0 ]; then
 		result=ok
+	elif [ -z "$input" ] && grep -q '^    context deadline exceeded$' "$log" && ! grep -qE 'panic:|^\s+\S+_test\.go:[0-9]+:' "$log"; then
+		# A race in go's fuzzing coordinator when -fuzztime ends while a
+		# worker is busy (golang/go#75804, fixed in go1.27): no input
+		# failed. Not a finding.
+		result="ok (deadline race golang/go#75804, no failing input)"
+		rc=0
 	else
 		result=FAIL
 		failed=$((failed + 1))
 	fi
 	printf '%-52s %12s %8s %9ss  %s\n' "$t" "${execs:-?}" "${newc:-?}" "$elapsed" "$result"
 	if [ $rc -ne 0 ]; then
-		input="$(sed -nE 's/.*Failing input written to (.*)$/\1/p' "$log" | tail -n 1)"
 		if [ -n "$input" ]; then
 			echo "    failing input: $dir/$input (re-run: go test -tags e2e -run '$name/$(basename "$input")' ./$dir)"
 		fi
-		sed -n '1,40p' "$log" | sed 's/^/    | /'
+		grep -v '^fuzz: elapsed' "$log" | head -n 40 | sed 's/^/    | /'
 	fi
 done
 if [ $failed -gt 0 ]; then

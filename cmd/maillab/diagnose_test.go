@@ -135,8 +135,9 @@ func TestDiagnoseHelp(t *testing.T) {
 	}
 }
 
-// silentPort accepts connections and never greets.
-func silentPort(t *testing.T) int {
+// silentPort accepts connections and never greets; accepted receives a
+// value for each connection (dropped when nobody waits).
+func silentPort(t *testing.T, accepted chan<- struct{}) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -161,6 +162,10 @@ func silentPort(t *testing.T) int {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	return ln.Addr().(*net.TCPAddr).Port
@@ -170,7 +175,8 @@ func silentPort(t *testing.T) int {
 // server that never greets, sends it SIGINT while it waits, and checks
 // that it exits 130 with the steps so far and no root cause or finding.
 func TestDiagnoseInterrupt(t *testing.T) {
-	port := strconv.Itoa(silentPort(t))
+	accepted := make(chan struct{})
+	port := strconv.Itoa(silentPort(t, accepted))
 	for _, asJSON := range []bool{false, true} {
 		t.Run(map[bool]string{false: "text", true: "json"}[asJSON], func(t *testing.T) {
 			args := []string{"diagnose", "--pop3", "127.0.0.1:" + port, "--pop3-security", "none", "--connect-timeout", "100ms", "--reply-timeout", "1m"}
@@ -186,9 +192,17 @@ func TestDiagnoseInterrupt(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
-			// Interrupt once the child is waiting for the greeting: its
-			// connection is up (the silent server accepted it).
-			time.Sleep(time.Second)
+			// Interrupt once the child has reached the server: the
+			// silent server accepted its connection, so its signal handler
+			// is in place (it is set before the probes start).
+			select {
+			case <-accepted:
+			case err := <-done:
+				t.Fatalf("maillab diagnose ended before connecting: %v\n%s", err, stderr.String())
+			case <-time.After(time.Minute):
+				cmd.Process.Kill()
+				t.Fatal("maillab diagnose did not connect within a minute")
+			}
 			cmd.Process.Signal(os.Interrupt)
 			var err error
 			select {
@@ -203,7 +217,7 @@ func TestDiagnoseInterrupt(t *testing.T) {
 			}
 			out := stdout.String()
 			if !asJSON {
-				for _, want := range []string{"✓ tcp", "interrupted", "no root cause"} {
+				for _, want := range []string{"✓ dns", "interrupted", "no root cause"} {
 					if !strings.Contains(out, want) {
 						t.Errorf("text output lacks %q:\n%s", want, out)
 					}

@@ -28,6 +28,13 @@
 // system users). The tests skip with a one-line reason when not root or
 // when the packages are missing, except when CI=true, where they fail.
 //
+// Other families run beside them (families.go): nginx's mail proxy and
+// HAProxy as a TLS front before Dovecot, and OpenSMTPD, which conflicts
+// with Postfix as a package and so runs unpacked from its .deb in a mount
+// namespace of its own (opensmtpd.go, deb.go). TestLoadedRealServers
+// runs every case again 8 at a time on loaded CPUs. docs/realservers.md
+// lists the families, the cases and how to re-record.
+//
 // Run: go test -race -tags e2e ./e2e/realservers/...
 // Re-record the server transcripts under e2e/testdata/recorded with -record.
 package realservers

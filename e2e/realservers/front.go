@@ -28,6 +28,8 @@ type Front struct {
 	Client net.IP
 	// Backend is the server's "host:port".
 	Backend string
+	// plain is set for a front that sends no header (NewPlainFront).
+	plain bool
 
 	ln     net.Listener
 	wg     sync.WaitGroup
@@ -42,6 +44,17 @@ func NewFront(backend string, client net.IP) (*Front, error) {
 	if client.To4() == nil {
 		return nil, fmt.Errorf("front for %s: client %v is not IPv4", backend, client)
 	}
+	return newFront(backend, client, false)
+}
+
+// NewPlainFront is a front that sends no PROXY header, for servers that
+// do not speak PROXY v1 (OpenSMTPD knows v2 only): the server sees the
+// front's own address, 127.0.0.1, as the client.
+func NewPlainFront(backend string) (*Front, error) {
+	return newFront(backend, net.IPv4(127, 0, 0, 1), true)
+}
+
+func newFront(backend string, client net.IP, plain bool) (*Front, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("front for %s: %w", backend, err)
@@ -51,6 +64,7 @@ func NewFront(backend string, client net.IP) (*Front, error) {
 		Port:    ln.Addr().(*net.TCPAddr).Port,
 		Client:  client.To4(),
 		Backend: backend,
+		plain:   plain,
 		ln:      ln,
 		conns:   map[net.Conn]struct{}{},
 	}
@@ -116,8 +130,10 @@ func (f *Front) serve(c net.Conn) {
 	}
 	defer f.untrack(b)
 	src := c.RemoteAddr().(*net.TCPAddr)
-	if _, err := io.WriteString(b, ProxyHeader(f.Client, src.Port, c.LocalAddr().(*net.TCPAddr))); err != nil {
-		return
+	if !f.plain {
+		if _, err := io.WriteString(b, ProxyHeader(f.Client, src.Port, c.LocalAddr().(*net.TCPAddr))); err != nil {
+			return
+		}
 	}
 	done := make(chan struct{})
 	go func() {

@@ -82,6 +82,12 @@ type realCase struct {
 	sameClient bool
 	// check, when set, checks more of the diagnoser's report.
 	check func(t *testing.T, rep *diagnose.Report)
+	// family names the server family of another package than Postfix
+	// and Dovecot (families.go); "" means Postfix and Dovecot only.
+	family string
+	// resolver names the customer's resolver (a site.Other backend, e.g.
+	// ResolverGood); "" means the site's DNS server.
+	resolver string
 }
 
 var cases = []realCase{
@@ -330,9 +336,11 @@ func TestRealServers(t *testing.T) {
 	}
 	site := StartSite(t, SiteOptions{Users: users, PassdbExtra: extra, DovecotCerts: brokenCerts})
 	t.Logf("software: %s", site.Versions.Header())
+	missing := startFamilies(t, site)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
+			require(t, missing[c.family], os.Getenv("CI"))
 			runCase(t, site, c)
 		})
 	}
@@ -444,6 +452,9 @@ func customerSettings(t *testing.T, site *Site, c realCase, acct Account, msgFil
 	if cl.MaxTLS != "" || len(cl.AuthMechs) > 0 || cl.SendTo != "" || cl.MessageFile != "" {
 		st.Client = &cl
 	}
+	if c.resolver != "" {
+		st.Resolver = site.Backend(t, c.resolver)
+	}
 	if err := st.Validate(); err != nil {
 		t.Fatalf("settings of %s: %v", c.name, err)
 	}
@@ -456,6 +467,18 @@ func customerSettings(t *testing.T, site *Site, c realCase, acct Account, msgFil
 func recordCase(ctx context.Context, t *testing.T, site *Site, c realCase, acct Account, st *settings.Settings, tr *Transcript) {
 	t.Helper()
 	tr.Mask(acct.Password)
+	if c.resolver != "" {
+		ok, err := recordLookup(ctx, tr, st.Resolver)
+		if err != nil && !c.clientFails {
+			t.Errorf("recording: %v", err)
+		}
+		if !ok {
+			if !c.clientFails {
+				t.Errorf("recording: no address for %s from the customer's resolver", MailHost)
+			}
+			return
+		}
+	}
 	a := st.Account0()
 	o := ClientOptions{Username: a.Username, Password: a.Password, From: a.Email, To: acct.Email, Roots: site.Certs.Pool(), Timeout: c.timeout}
 	tr.Mask(a.Password)
@@ -510,12 +533,12 @@ func checkRecording(t *testing.T, site *Site, c realCase, tr *Transcript) {
 	if *recordFlag {
 		header := RecordingHeader(
 			"maillab e2e recording "+c.name+": what real servers sent to a mail client",
-			"software: "+site.Versions.Header(),
+			"software: "+site.Versions.Header()+familyVersion(site, c.family),
 			"setup: "+c.setup,
 			"expected root cause: "+string(c.want),
 			"recorded by: go test -tags e2e ./e2e/realservers -run 'TestRealServers/"+c.name+"$' -record",
 			`lines: "S: " server, "C: " client, "## " recorder notes; `+MailHost+" is 127.0.0.1 via the test DNS",
-			"placeholders: <QUEUEID> Postfix queue id, <TIMING> Dovecot's command timing, <N> UIDVALIDITY/UIDNEXT, <CLIENTIP> the client address a front claims, <secret> credentials",
+			"placeholders: <QUEUEID> Postfix or OpenSMTPD queue id, <TIMING> Dovecot's command timing, <N> UIDVALIDITY/UIDNEXT, <CLIENTIP> the client address a front claims, <secret> credentials",
 		)
 		if err := os.MkdirAll(recordedDir, 0o755); err != nil {
 			t.Fatal(err)

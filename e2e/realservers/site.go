@@ -193,6 +193,15 @@ type Site struct {
 	// Published are the fronts the domain's SRV records point at, by
 	// settings service name.
 	Published map[string]*Front
+	// Other are the listeners of other server families (nginx, HAProxy,
+	// ...), by backend name, as Backend finds them.
+	Other map[string]string
+	// OtherVersions name the other families' software, by family, for
+	// their recordings' header.
+	OtherVersions map[string]string
+	// Plain are the backends of Other that take no PROXY v1 header: they
+	// get plain fronts (NewPlainFront).
+	Plain map[string]bool
 
 	mu         sync.Mutex
 	nextClient int
@@ -220,7 +229,8 @@ func StartSite(t testing.TB, opts SiteOptions) *Site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Site{Domain: Domain, Host: MailHost, Accounts: map[string]Account{}, Dovecot: map[string]*Dovecot{}, Versions: versions, Published: map[string]*Front{}}
+	s := &Site{Domain: Domain, Host: MailHost, Accounts: map[string]Account{}, Dovecot: map[string]*Dovecot{}, Versions: versions, Published: map[string]*Front{},
+		Other: map[string]string{}, OtherVersions: map[string]string{}, Plain: map[string]bool{}}
 	base := workDir(t, "site")
 	certDir := filepath.Join(base, "certs")
 	if err := os.Mkdir(certDir, 0o755); err != nil {
@@ -355,6 +365,9 @@ func (s *Site) Backend(t testing.TB, name string) string {
 	if addr, ok := s.Postfix.Addr[name]; ok {
 		return addr
 	}
+	if addr, ok := s.Other[name]; ok {
+		return addr
+	}
 	if listener, instance, ok := strings.Cut(name, "@"); ok {
 		if d, ok := s.Dovecot[instance]; ok {
 			addr := map[string]string{"imap": d.IMAP, "imaps": d.IMAPS, "pop3": d.POP3, "pop3s": d.POP3S}[listener]
@@ -381,7 +394,13 @@ func (s *Site) ClientIP() net.IP {
 // its own; it is closed when the test ends.
 func (s *Site) NewFront(t testing.TB, backend string) *Front {
 	t.Helper()
-	f, err := NewFront(s.Backend(t, backend), s.ClientIP())
+	var f *Front
+	var err error
+	if s.Plain[backend] {
+		f, err = NewPlainFront(s.Backend(t, backend))
+	} else {
+		f, err = NewFront(s.Backend(t, backend), s.ClientIP())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

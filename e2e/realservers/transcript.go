@@ -74,6 +74,8 @@ var normalizers = []struct {
 }{
 	// Postfix: "250 2.0.0 Ok: queued as 4Xk2Lq0zQ7z9sN1".
 	{regexp.MustCompile(`queued as [0-9A-Za-z]+`), "queued as <QUEUEID>"},
+	// OpenSMTPD: "250 2.0.0 09bf3443 Message accepted for delivery".
+	{regexp.MustCompile(`^250 2\.0\.0 [0-9a-f]{8} Message accepted`), "250 2.0.0 <QUEUEID> Message accepted"},
 	// Dovecot: "a5 OK Status completed (0.001 + 0.000 + 0.001 secs)."
 	{regexp.MustCompile(`\(\d+\.\d+ \+ \d+\.\d+( \+ \d+\.\d+)? secs\)`), "(<TIMING> secs)"},
 	// Dovecot: "[UIDVALIDITY 1732661623]" and "[UIDNEXT 2]".

@@ -270,7 +270,9 @@ func ReadIMAPResponse(r *bufio.Reader, tag string, onLine func(string)) (IMAPSta
 			}
 			full += line
 		}
-		if strings.HasPrefix(full, "+") {
+		// A continuation request is "+" SP text (RFC 9051 §7.5; some
+		// servers send a bare "+"); "+0 BAD" is not one.
+		if full == "+" || strings.HasPrefix(full, "+ ") {
 			st, err := ParseIMAPStatus(full)
 			return st, untagged, err
 		}

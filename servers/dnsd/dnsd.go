@@ -12,7 +12,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/foxcpp/go-mockdns"
 	"github.com/miekg/dns"
@@ -69,23 +68,15 @@ func New(cfg Config) (*Server, error) {
 		}
 		zones[strings.ToLower(dns.Fqdn(name))] = z
 	}
-	// go-mockdns binds a TCP port and then UDP on the same number, which
-	// fails now and then when that UDP port is taken; try again.
-	var mock *mockdns.Server
-	var err error
-	for attempt := 0; attempt < 8; attempt++ {
-		if mock, err = mockdns.NewServerWithLogger(zones, discardLogger{}, true); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dns zone server: %w", err)
-	}
-	// go-mockdns starts its own listeners; the lab serves the same handler
-	// on sockets it chose, so those are closed.
-	if err := stopMockListeners(mock); err != nil {
-		return nil, err
-	}
+	// go-mockdns's constructor binds and serves sockets of its own in
+	// goroutines; closing them at once raced with their start (miekg/dns
+	// refuses to shut down a server that has not started) and leaked two
+	// sockets and two goroutines per lab. The lab serves the handler on
+	// sockets it chose, so the server is built without any: the zero
+	// Server with its resolver's zones set answers through ServeDNS.
+	mock := &mockdns.Server{Log: discardLogger{}, Authoritative: true}
+	//lint:ignore SA1019 the zone map lives in the server's resolver; NewResolver makes a net.Resolver, which is not what is set here
+	mock.Resolver().Zones = zones
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -98,32 +89,6 @@ func New(cfg Config) (*Server, error) {
 		h = logQueries(cfg.Transcript, h)
 	}
 	return &Server{mock: mock, handler: h, cfg: cfg}, nil
-}
-
-// stopMockListeners stops the listeners go-mockdns opened on 127.0.0.1.
-// NewServerWithLogger starts them in goroutines, and a Close before they
-// have started does nothing (miekg/dns Server.Shutdown: "server not
-// started"): they then served 127.0.0.1 for the rest of the process,
-// whatever address the lab was given. So wait until each answers a query,
-// then close them.
-func stopMockListeners(mock *mockdns.Server) error {
-	addr := mock.LocalAddr().String()
-	q := new(dns.Msg)
-	q.SetQuestion(".", dns.TypeNS)
-	for _, network := range []string{"tcp", "udp"} {
-		c := &dns.Client{Net: network, Timeout: 100 * time.Millisecond}
-		var err error
-		for attempt := 0; attempt < 100; attempt++ {
-			if _, _, err = c.Exchange(q, addr); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			mock.Close()
-			return fmt.Errorf("go-mockdns %s listener on %s never answered: %w", network, addr, err)
-		}
-	}
-	return mock.Close()
 }
 
 // Handler returns the full handler chain (middleware + zones).

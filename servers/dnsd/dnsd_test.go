@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -404,5 +406,27 @@ func TestSummary(t *testing.T) {
 				t.Errorf("Summary(%s) = %q, want %q", tt.name, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewBindsNothing: building a server opens no socket and starts no
+// goroutine of its own (go-mockdns's constructor did both, and closing
+// them at once raced with their start: two sockets and two goroutines
+// leaked per lab).
+func TestNewBindsNothing(t *testing.T) {
+	before := runtime.NumGoroutine()
+	fdsBefore, _ := os.ReadDir("/proc/self/fd")
+	for i := 0; i < 50; i++ {
+		srv, err := dnsd.New(dnsd.Config{Zones: zones()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines %d → %d after 50 New+Close", before, after)
+	}
+	if fdsAfter, err := os.ReadDir("/proc/self/fd"); err == nil && len(fdsAfter) > len(fdsBefore) {
+		t.Errorf("file descriptors %d → %d after 50 New+Close", len(fdsBefore), len(fdsAfter))
 	}
 }

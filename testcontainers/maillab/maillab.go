@@ -29,6 +29,14 @@
 // provider on another loopback address (dns-poisoned, imap-generic-host)
 // cannot start in a container: their second provider cannot bind while
 // the first binds every address; Run reports that as a *StartError.
+//
+// RunServe starts `maillab serve` instead, on the host's network, and its
+// ServeClient creates, steers and deletes any number of labs (every
+// scenario, those two included) through the API:
+//
+//	srv, err := maillab.RunServe(ctx, maillab.DefaultImage)
+//	testcontainers.CleanupContainer(t, srv)
+//	l, err := srv.CreateLab(ctx, "expired-cert") // l.Settings: customer's settings, CA copied here
 package maillab
 
 import (
