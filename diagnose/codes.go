@@ -57,3 +57,6 @@ func target(s Service) rootcause.Target {
 		StartTLSPort: settings.StandardPort(s.Protocol(), settings.SecurityStartTLS),
 	}
 }
+
+// Target describes the service for the fixes of the root-cause table.
+func (s Service) Target() rootcause.Target { return target(s) }

@@ -165,6 +165,20 @@ var scenarioSteps = map[string][]step{
 			expect: expectation{exit: 0, want: []string{"status: NOERROR"}},
 			run:    func(e *scenarioEnv) result { return e.c.dig(e.c.service("imaps").Host, "A") }},
 	},
+	"autoconfig-stale": {
+		curlSetup("autoconfig", expectation{exit: 0, want: []string{"<socketType>plain</socketType>"}}),
+		curlRead("imap", expectation{exit: 67, want: []string{"LOGINDISABLED"}}),
+	},
+	"autodiscover-foreign": {
+		curlSetup("autodiscover", expectation{exit: 0, want: []string{"<Action>redirectUrl</Action>", "https://autodiscover.mail-settings.test:"}}),
+		{name: "curl-imaps", client: "curl", does: "log in at the stranger's IMAPS server Outlook was sent to",
+			expect: expectation{exit: 67, want: []string{"CN=mail.mail-settings.test", "NO [AUTHENTICATIONFAILED]", curlLoginDenied}},
+			run:    func(e *scenarioEnv) result { return e.c.curl("imaps", "/") }},
+	},
+	"setup-nothing-published": {
+		curlSetup("autoconfig", expectation{exit: 6, want: []string{"Could not resolve host: autoconfig.example.test"}}),
+		curlRead("imaps", expectation{exit: 60, want: []string{"SSL: no alternative certificate subject name matches target host name 'imap.example.test'"}}),
+	},
 	"imap-generic-host": {
 		digHost("imaps", expectation{exit: 0, want: []string{"status: NOERROR", "ANSWER: 1"}}),
 		{name: "curl-imaps", client: "curl", does: "log in at the other provider's IMAPS server",

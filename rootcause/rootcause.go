@@ -24,6 +24,9 @@ const (
 	DNSResolverUnreachable         Code = "DNS_RESOLVER_UNREACHABLE"
 	DNSWrongAddress                Code = "DNS_WRONG_ADDRESS"
 	ConfigHostNotForDomain         Code = "CONFIG_HOST_NOT_FOR_DOMAIN"
+	SetupConfigStale               Code = "SETUP_CONFIG_STALE"
+	SetupRedirectForeign           Code = "SETUP_REDIRECT_FOREIGN"
+	SetupNotPublished              Code = "SETUP_NOT_PUBLISHED"
 	TCPRefused                     Code = "TCP_REFUSED"
 	TCPTimeout                     Code = "TCP_TIMEOUT"
 	TCPReset                       Code = "TCP_RESET"
@@ -153,6 +156,21 @@ var All = []Info{
 		Meaning: "settings name a server that the account's domain does not use (e.g. a generic provider host)",
 		Fix: func(t Target) string {
 			return fmt.Sprintf("In the mail client, replace the %s %q with the server of the account's domain.", t.Role, t.Host)
+		}},
+	{Code: SetupConfigStale, Layer: LayerHostNotForDomain,
+		Meaning: "the domain's autoconfig/Autodiscover documents advertise servers or security that no longer work (stale after a migration), so the wizard set the client up wrong",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("Set the %s as the domain's SRV records and servers say (the set-up document is stale), and have the domain's administrator update its autoconfig and Autodiscover documents.", t.Role)
+		}},
+	{Code: SetupRedirectForeign, Layer: LayerHostNotForDomain,
+		Meaning: "the domain's Autodiscover redirects to a host outside the domain, whose servers the client was set up with (a known way to collect passwords)",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("Do not use %s: it was proposed by an Autodiscover redirect to another domain. Set up the account with the domain's own servers, change the password if it was sent there, and have the administrator fix the Autodiscover record.", t.Host)
+		}},
+	{Code: SetupNotPublished, Layer: LayerHostNotForDomain,
+		Meaning: "the domain publishes no mail configuration (no autoconfig, Autodiscover or SRV), and the host the wizard guessed is not its mail server",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The %s %q was guessed by the mail client: ask the provider for the real server names; the domain's administrator should publish autoconfig, Autodiscover or SRV records.", t.Role, t.Host)
 		}},
 	{Code: TCPRefused, Layer: LayerTCP,
 		Meaning: "connection actively refused (nothing listening, REJECT rule, missing port forward)",

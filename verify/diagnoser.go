@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/maillab/maillab/diagnose"
+	"github.com/maillab/maillab/diagnose/discover"
 	"github.com/maillab/maillab/rootcause"
 	"github.com/maillab/maillab/settings"
 )
@@ -67,7 +68,14 @@ func (b Bundled) Diagnose(ctx context.Context, _ string, s *settings.Settings) (
 	if b.Timeout > 0 {
 		cfg.ConnectTimeout, cfg.ReplyTimeout = b.Timeout, b.Timeout
 	}
-	rep, err := diagnose.Run(ctx, cfg)
+	// The account's set-up is judged too: the documents and records its
+	// domain publishes, as mail clients' wizards read them.
+	dopts, err := discover.OptionsFor(s)
+	if err != nil {
+		return nil, err
+	}
+	dopts.NoGuess = true
+	rep, _, err := discover.Diagnose(ctx, cfg, dopts)
 	if err != nil {
 		return nil, err
 	}

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
+	"text/tabwriter"
+	"time"
 
 	"github.com/maillab/maillab/diagnose"
+	"github.com/maillab/maillab/diagnose/discover"
 	"github.com/maillab/maillab/settings"
 	"github.com/urfave/cli/v2"
 )
@@ -28,6 +33,8 @@ EXAMPLES:
        (the password is read from $MAILLAB_PASSWORD or --password-file)
    maillab diagnose --settings customer.json --json
    maillab diagnose --autoconfig config-v1.1.xml --email alice@example.com
+   maillab diagnose --email alice@example.test --resolver 127.0.0.1:5353
+       (no servers given: found as Thunderbird and Outlook find them)
    maillab diagnose --smtp mail.example.com:25 --smtp-security none \
        --to someone@elsewhere.example    (test relaying without a login)
 
@@ -46,6 +53,20 @@ TIMING:
    delayed against password guessing); SERVER_SLOW means slower than that.
    --timeout, the old single timeout, sets both where they are not given.
    Ctrl-C prints the steps run so far, no root cause, and exits 130.
+
+ACCOUNT SET-UP:
+   With --email and no --smtp/--imap/--pop3/--settings/--autoconfig, the
+   servers are discovered as mail clients' wizards do (Thunderbird:
+   autoconfig over HTTPS then HTTP, the well-known URL, its ISP database
+   (on the internet: skipped), SRV records, MX, probing common host names;
+   Outlook: Autodiscover and its redirects); every step, its outcome and its
+   time is printed, then what was found is diagnosed. With servers given too,
+   the domain's published configuration is compared with them and a stale
+   document, a foreign Autodiscover redirect or a guessed host becomes the
+   root cause. --setup-https-port/--setup-http-port name the web ports of a
+   lab on free ports (its settings file names them itself). No password is
+   sent to a host outside the address's domain that discovery (or a
+   redirect) proposes unless --allow-foreign-host.
 
 SAFETY:
    At most one login attempt per service and run, and none at all on the
@@ -92,6 +113,9 @@ func diagnoseFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "connect-timeout", Value: diagnose.DefaultConnectTimeout, Usage: "`DURATION` to wait for each TCP connection and DNS answer (a firewall that drops packets is named after it)", EnvVars: env("CONNECT_TIMEOUT")},
 		&cli.DurationFlag{Name: "reply-timeout", Value: diagnose.DefaultReplyTimeout, Usage: "`DURATION` to wait for each answer of the server (greeting, TLS handshake, replies): what the mail client waits; slower is SERVER_SLOW (Outlook 60s, Thunderbird 100s)", EnvVars: env("REPLY_TIMEOUT")},
 		&cli.DurationFlag{Name: "timeout", Usage: "deprecated: sets both --connect-timeout and --reply-timeout to `DURATION` (where they are not given)", EnvVars: env("TIMEOUT")},
+		&cli.IntFlag{Name: "setup-https-port", Usage: "`PORT` of the domain's set-up documents over HTTPS (default 443)", EnvVars: env("SETUP_HTTPS_PORT")},
+		&cli.IntFlag{Name: "setup-http-port", Usage: "`PORT` of the domain's set-up documents over HTTP (default 80)", EnvVars: env("SETUP_HTTP_PORT")},
+		&cli.BoolFlag{Name: "allow-foreign-host", Usage: "log in on a server outside the address's domain that discovery or a redirect proposed", EnvVars: env("ALLOW_FOREIGN_HOST")},
 		&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow sending the password over an unencrypted connection", EnvVars: env("ALLOW_PLAINTEXT")},
 		&cli.StringFlag{Name: "settings", Usage: "settings JSON `FILE` (as written by maillab lab/scenario --settings-out); its client options apply", EnvVars: env("SETTINGS")},
 		&cli.StringFlag{Name: "autoconfig", Usage: "Mozilla autoconfig clientConfig XML `FILE`", EnvVars: env("AUTOCONFIG")},
@@ -109,7 +133,37 @@ func diagnoseAction(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	report, err := diagnose.Run(ctx, cfg)
+	dopts, err := discoverOptions(c)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Services) == 0 {
+		// --email alone: find the servers first, as a wizard does.
+		res, err := discover.Discover(ctx, dopts)
+		if err != nil {
+			return usageErrorf("--email: %v", err)
+		}
+		if !c.Bool("json") {
+			printDiscovery(c.App.Writer, res)
+		}
+		best := res.Best()
+		if best == nil {
+			if ctx.Err() != nil {
+				return silentExit(exitInterrupted)
+			}
+			fmt.Fprintf(c.App.ErrWriter, "maillab: no configuration found for %s: %s publishes none that a mail client finds (see the steps above)\n", dopts.Email, dopts.Email[strings.LastIndexByte(dopts.Email, '@')+1:])
+			return silentExit(exitFinding)
+		}
+		for _, name := range best.Settings.SortedServiceNames() {
+			svc := best.Settings.Services[name]
+			cfg.Services = append(cfg.Services, diagnose.Service{Name: name, Host: svc.Host, Port: svc.Port, Security: svc.Security})
+		}
+		slices.SortStableFunc(cfg.Services, func(a, b diagnose.Service) int { return diagnoseServiceIndex(a.Name) - diagnoseServiceIndex(b.Name) })
+		if cfg.Username == "" || (!c.IsSet("username") && len(best.Settings.Accounts) > 0 && best.Settings.Accounts[0].Username != "") {
+			cfg.Username = best.Settings.Accounts[0].Username
+		}
+	}
+	report, _, err := discover.Diagnose(ctx, cfg, dopts)
 	interrupted := errors.Is(err, diagnose.ErrInterrupted)
 	if err != nil && !interrupted {
 		return diagnoseUsage(err)
@@ -270,10 +324,93 @@ func diagnoseConfig(c *cli.Context) (diagnose.Config, error) {
 	if c.IsSet("allow-plaintext") {
 		cfg.AllowPlaintext = c.Bool("allow-plaintext")
 	}
-	if len(cfg.Services) == 0 {
-		return cfg, usageErrorf("nothing to diagnose: give --smtp, --imap or --pop3, or --settings FILE or --autoconfig FILE (see --help)")
+	if len(cfg.Services) == 0 && cfg.Email == "" {
+		return cfg, usageErrorf("nothing to diagnose: give --email ADDRESS (its servers are discovered), --smtp, --imap or --pop3, or --settings FILE or --autoconfig FILE (see --help)")
 	}
 	return cfg, nil
+}
+
+// discoverOptions are the account set-up lookups' options: from the
+// settings file where one is given, then the flags.
+func discoverOptions(c *cli.Context) (discover.Options, error) {
+	var opts discover.Options
+	if c.IsSet("settings") {
+		s, err := settings.Load(c.String("settings"))
+		if err != nil {
+			return opts, diagnoseFileError("--settings", c.String("settings"), err)
+		}
+		if opts, err = discover.OptionsFor(s); err != nil {
+			return opts, usageErrorf("--settings %s: %v", c.String("settings"), err)
+		}
+	}
+	if c.IsSet("email") {
+		opts.Email = c.String("email")
+	}
+	if c.IsSet("resolver") {
+		opts.Resolver = c.String("resolver")
+	}
+	if c.IsSet("ca") {
+		pem, err := os.ReadFile(c.String("ca"))
+		if err != nil {
+			return opts, diagnoseFileError("--ca", c.String("ca"), err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return opts, usageErrorf("--ca %s: no PEM certificate in it", c.String("ca"))
+		}
+		opts.Roots = pool
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"setup-https-port", &opts.HTTPSPort}, {"setup-http-port", &opts.HTTPPort}} {
+		if c.IsSet(f.name) {
+			p := c.Int(f.name)
+			if p < 1 || p > 65535 {
+				return opts, usageErrorf("--%s: %d is not a port 1-65535", f.name, p)
+			}
+			*f.dst = p
+		}
+	}
+	opts.AllowForeignHost = c.Bool("allow-foreign-host")
+	if c.IsSet("connect-timeout") {
+		opts.StepTimeout = c.Duration("connect-timeout")
+	}
+	return opts, nil
+}
+
+// printDiscovery prints what each step of the set-up lookups found.
+func printDiscovery(w io.Writer, r *discover.Result) {
+	fmt.Fprintf(w, "Account set-up of %s, as mail clients look it up (%s):\n", r.Email, r.Elapsed.Round(time.Millisecond))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, s := range r.Steps {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.Client, s.Method, s.Outcome, s.Elapsed.Round(time.Millisecond), s.Target)
+		if s.Detail != "" {
+			fmt.Fprintf(tw, "  \t\t\t\t  %s\n", s.Detail)
+		}
+	}
+	tw.Flush()
+	for _, x := range []struct {
+		who string
+		c   *discover.Config
+	}{{"Thunderbird", r.Thunderbird}, {"Outlook", r.Outlook}} {
+		if x.c == nil {
+			fmt.Fprintf(w, "%s would find nothing.\n", x.who)
+			continue
+		}
+		fmt.Fprintf(w, "%s would set up (from %s):\n", x.who, x.c.Source)
+		for _, name := range x.c.Settings.SortedServiceNames() {
+			svc := x.c.Settings.Services[name]
+			fmt.Fprintf(w, "  %-12s %s:%d %s\n", name, svc.Host, svc.Port, discover.SecurityLabel(svc.Security))
+		}
+		if len(x.c.Foreign) > 0 {
+			fmt.Fprintf(w, "  outside the address's domain: %s (no password is sent there without --allow-foreign-host)\n", strings.Join(x.c.Foreign, ", "))
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // diagnoseFileError names the flag and file of an unreadable input.

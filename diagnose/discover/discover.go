@@ -90,6 +90,10 @@ type Result struct {
 	// when its discovery found nothing.
 	Thunderbird *Config `json:"thunderbird,omitempty"`
 	Outlook     *Config `json:"outlook,omitempty"`
+	// SRV is what the domain's RFC 6186/8314 records say, asked always
+	// (Thunderbird asks them only when its documents fail), to compare
+	// with the documents; nil when there are none.
+	SRV *Config `json:"srv,omitempty"`
 	// Elapsed is the whole discovery's time.
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
@@ -121,6 +125,9 @@ type Options struct {
 	ProbeTimeout time.Duration
 	// NoGuess skips the probing of common host names and ports.
 	NoGuess bool
+	// AllowForeignHost lets Diagnose log in on a server outside the
+	// address's domain that discovery was led to.
+	AllowForeignHost bool
 	// ResolvConf and HostsFile replace the system files (tests).
 	ResolvConf, HostsFile string
 }
@@ -160,9 +167,16 @@ func Discover(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{Email: opts.Email}
 	var wg sync.WaitGroup
 	var tb, ol []Step
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); tb, res.Thunderbird = d.thunderbird(ctx) }()
 	go func() { defer wg.Done(); ol, res.Outlook = d.outlook(ctx) }()
+	go func() {
+		defer wg.Done()
+		var s Step
+		if res.SRV = d.srv(ctx, &s); res.SRV != nil {
+			res.SRV.Source = "srv"
+		}
+	}()
 	wg.Wait()
 	res.Steps = append(tb, ol...)
 	res.Elapsed = time.Since(start)

@@ -117,6 +117,7 @@ func (d *discoverer) srv(ctx context.Context, s *Step) *Config {
 	st := &settings.Settings{Domain: d.domain, Services: map[string]settings.Service{},
 		Accounts: []settings.Account{{Email: d.opts.Email, Username: d.opts.Email}}}
 	var notes []string
+	definitive := true
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, name := range srvServices {
@@ -134,12 +135,19 @@ func (d *discoverer) srv(ctx context.Context, s *Step) *Config {
 				st.Services[name] = settings.Service{Host: recs[0].Target, Port: int(recs[0].Port), Security: info.Security}
 			default:
 				notes = append(notes, "_"+name+": "+r.Describe())
+				definitive = definitive && r.Outcome.Definitive()
 			}
 		}()
 	}
 	wg.Wait()
 	if len(st.Services) == 0 {
-		s.Outcome, s.Detail = NotFound, "no SRV record ("+strings.Join(notes, "; ")+")"
+		// Only answers that say "no such record" mean none is published;
+		// a timeout or SERVFAIL says nothing.
+		s.Outcome = NotFound
+		if !definitive {
+			s.Outcome = Failed
+		}
+		s.Detail = "no SRV record (" + strings.Join(notes, "; ") + ")"
 		return nil
 	}
 	s.Outcome, s.Detail = Found, describeSettings(st)
