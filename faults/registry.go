@@ -10,6 +10,7 @@ package faults
 
 import (
 	"fmt"
+	"github.com/maillab/maillab/internal/editdist"
 	"net"
 	"slices"
 	"sort"
@@ -258,7 +259,7 @@ func Closest(s string, candidates []string, n int) []string {
 	var list []scored
 	limit := max(2, len(s)/4)
 	for _, c := range candidates {
-		d := levenshtein(strings.ToLower(s), strings.ToLower(c))
+		d := editdist.Levenshtein(strings.ToLower(s), strings.ToLower(c))
 		if strings.Contains(c, s) || strings.Contains(s, c) {
 			d = min(d, 1)
 		}
@@ -272,26 +273,6 @@ func Closest(s string, candidates []string, n int) []string {
 		out = append(out, list[i].name)
 	}
 	return out
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // wrapSelected installs w on the selected services for the connections the
