@@ -10,7 +10,6 @@ package faults
 
 import (
 	"fmt"
-	"github.com/maillab/maillab/internal/editdist"
 	"net"
 	"slices"
 	"sort"
@@ -19,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/maillab/maillab/internal/editdist"
 	"github.com/maillab/maillab/internal/yamlx"
 	"github.com/maillab/maillab/lab"
 	"github.com/maillab/maillab/servers/transcript"

@@ -3,13 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/maillab/maillab/internal/editdist"
 	"io"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/maillab/maillab/internal/editdist"
 )
 
 // Exit codes of every maillab command.
