@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/maillab/maillab/diagnose"
+	"github.com/maillab/maillab/diagnose/discover"
 	"github.com/maillab/maillab/internal/yamlx"
 	"github.com/maillab/maillab/scenarios"
 )
@@ -688,7 +689,14 @@ func (s *Server) diagnose(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.DiagnoseTimeout)
 	defer cancel()
-	rep, err := diagnose.Run(ctx, cfg)
+	// The account's set-up (autoconfig, Autodiscover, SRV) is judged too,
+	// as maillab diagnose and verify do.
+	dopts, err := discover.OptionsFor(cs)
+	if err != nil {
+		return errorf(http.StatusConflict, "", "customer settings: %v", err)
+	}
+	dopts.NoGuess = true
+	rep, _, err := discover.Diagnose(ctx, cfg, dopts)
 	if err != nil {
 		return err
 	}

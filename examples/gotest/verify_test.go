@@ -10,24 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maillab/maillab/diagnose"
 	"github.com/maillab/maillab/settings"
 	"github.com/maillab/maillab/verify"
 )
 
 // myDiagnose stands for the function under test: settings in, root-cause
-// code out.
+// code out. Here it is maillab's bundled diagnoser (its probes and its
+// account set-up checks) with short timeouts.
 func myDiagnose(ctx context.Context, s *settings.Settings) (string, error) {
-	cfg, err := diagnose.FromSettings(s)
+	res, err := verify.Bundled{Timeout: time.Second}.Diagnose(ctx, "", s)
 	if err != nil {
 		return "", err
 	}
-	cfg.ConnectTimeout, cfg.ReplyTimeout = time.Second, time.Second
-	rep, err := diagnose.Run(ctx, cfg)
-	if err != nil {
-		return "", err
-	}
-	return string(rep.RootCause), nil
+	return res.RootCause, nil
 }
 
 func TestMyDiagnoserAgainstCatalog(t *testing.T) {
