@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,20 +213,23 @@ func TestAutodiscoverRedirects(t *testing.T) {
 			}
 		}, discover.NotFound, "Autodiscover error 500", nil},
 		{"endless redirectAddr", func(int) http.HandlerFunc {
-			n := 0
+			// Thunderbird's lookups reach the same server at the same
+			// time, so the counter is shared between handler goroutines.
+			var n atomic.Int64
 			return func(w http.ResponseWriter, r *http.Request) {
-				n++
-				fmt.Fprint(w, redirectAnswer("redirectAddr", fmt.Sprintf("a%d@example.com", n)))
+				fmt.Fprint(w, redirectAnswer("redirectAddr", fmt.Sprintf("a%d@example.com", n.Add(1))))
 			}
 		}, discover.Failed, "more than 10 redirects", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var port int
-			var h http.HandlerFunc
-			w := newAutodiscoverWeb(t, func(w http.ResponseWriter, r *http.Request) { h(w, r) })
+			// The handler needs the server's port, known once it listens.
+			var h atomic.Pointer[http.HandlerFunc]
+			w := newAutodiscoverWeb(t, func(w http.ResponseWriter, r *http.Request) { (*h.Load())(w, r) })
 			port = w.port
-			h = tt.handler(port)
+			handler := tt.handler(port)
+			h.Store(&handler)
 			r := w.discover(t)
 			s := step(r, "outlook", "autodiscover")
 			if s.Outcome != tt.outcome || !strings.Contains(s.Detail, tt.detail) {

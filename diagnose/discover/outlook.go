@@ -167,49 +167,31 @@ func (a *Autodiscover) settings(domain, email string) *settings.Settings {
 // outlook runs Outlook's Autodiscover lookups in order, following
 // redirects (within bounds) from the first candidate that answers.
 func (d *discoverer) outlook(ctx context.Context) ([]Step, *Config) {
-	candidates := []struct{ method, url string }{
-		{"autodiscover", d.webURL("https", d.domain, "/autodiscover/autodiscover.xml")},
-		{"autodiscover", d.webURL("https", "autodiscover."+d.domain, "/autodiscover/autodiscover.xml")},
-		{"autodiscover-http-redirect", d.webURL("http", "autodiscover."+d.domain, "/autodiscover/autodiscover.xml")},
-		{"autodiscover-srv", "_autodiscover._tcp." + d.domain},
+	chain := func(u string) lookup {
+		return lookup{"autodiscover", u, func(s *Step) *Config { return d.autodiscoverChain(ctx, s, u, d.opts.Email) }}
 	}
-	var steps []Step
-	var found *Config
-	for _, c := range candidates {
-		s := Step{Client: outlook, Method: c.method, Target: c.url}
-		if found != nil || ctx.Err() != nil {
-			s.Outcome, s.Detail = Skipped, "not needed: "+found.sourceOr("cancelled")
-			if ctx.Err() != nil {
-				s.Detail = "cancelled"
-			}
-			steps = append(steps, s)
-			continue
-		}
-		s = timed(s, func(s *Step) {
-			switch c.method {
-			case "autodiscover":
-				found = d.autodiscoverChain(ctx, s, c.url, d.opts.Email)
-			case "autodiscover-http-redirect":
-				found = d.autodiscoverHTTPRedirect(ctx, s, c.url)
-			case "autodiscover-srv":
-				recs, _, r := d.dns.LookupSRV(ctx, "autodiscover", d.domain)
-				if len(recs) == 0 {
-					s.Outcome, s.Detail = NotFound, "no SRV record: "+r.Describe()
-					return
-				}
-				u := (&url.URL{Scheme: "https", Host: fmt.Sprintf("%s:%d", recs[0].Target, recs[0].Port), Path: "/autodiscover/autodiscover.xml"}).String()
-				found = d.autodiscoverChain(ctx, s, u, d.opts.Email)
-				if found != nil && !d.inDomain(recs[0].Target) {
-					found.Foreign = appendNew(found.Foreign, recs[0].Target)
-				}
-			}
-			if found != nil && found.Source == "" {
-				found.Source = s.Method + " " + s.Target
-			}
-		})
-		steps = append(steps, s)
+	redirect := d.webURL("http", "autodiscover."+d.domain, "/autodiscover/autodiscover.xml")
+	return firstFound(ctx, outlook, []lookup{
+		chain(d.webURL("https", d.domain, "/autodiscover/autodiscover.xml")),
+		chain(d.webURL("https", "autodiscover."+d.domain, "/autodiscover/autodiscover.xml")),
+		{"autodiscover-http-redirect", redirect, func(s *Step) *Config { return d.autodiscoverHTTPRedirect(ctx, s, redirect) }},
+		{"autodiscover-srv", "_autodiscover._tcp." + d.domain, func(s *Step) *Config { return d.autodiscoverSRV(ctx, s) }},
+	})
+}
+
+// autodiscoverSRV follows the _autodiscover._tcp record to its HTTPS URL.
+func (d *discoverer) autodiscoverSRV(ctx context.Context, s *Step) *Config {
+	recs, _, r := d.dns.LookupSRV(ctx, "autodiscover", d.domain)
+	if len(recs) == 0 {
+		s.Outcome, s.Detail = NotFound, "no SRV record: "+r.Describe()
+		return nil
 	}
-	return steps, found
+	u := (&url.URL{Scheme: "https", Host: fmt.Sprintf("%s:%d", recs[0].Target, recs[0].Port), Path: "/autodiscover/autodiscover.xml"}).String()
+	found := d.autodiscoverChain(ctx, s, u, d.opts.Email)
+	if found != nil && !d.inDomain(recs[0].Target) {
+		found.Foreign = appendNew(found.Foreign, recs[0].Target)
+	}
+	return found
 }
 
 func appendNew(list []string, s string) []string {

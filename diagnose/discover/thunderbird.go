@@ -23,10 +23,6 @@ const thunderbird = "thunderbird"
 // listed as skipped.
 func (d *discoverer) thunderbird(ctx context.Context) ([]Step, *Config) {
 	query := "?emailaddress=" + url.QueryEscape(d.opts.Email)
-	type lookup struct {
-		method, target string
-		run            func(*Step) *Config
-	}
 	autoconfig := func(method, u string) lookup {
 		return lookup{method, u, func(s *Step) *Config { return d.autoconfig(ctx, s, u+query) }}
 	}
@@ -50,36 +46,39 @@ func (d *discoverer) thunderbird(ctx context.Context) ([]Step, *Config) {
 			return d.guess(ctx, s)
 		}},
 	}
+	return firstFound(ctx, thunderbird, lookups)
+}
+
+// lookup is one step of a client's account set-up: its method, what it
+// asks, and how; run fills the step and returns what it found, if any.
+type lookup struct {
+	method, target string
+	run            func(*Step) *Config
+}
+
+// firstFound runs a client's lookups in order, timing each, until one
+// finds a configuration; the later ones (or all, once ctx is done) are
+// listed as skipped.
+func firstFound(ctx context.Context, client string, lookups []lookup) ([]Step, *Config) {
 	var steps []Step
 	var found *Config
 	for _, l := range lookups {
-		s := Step{Client: thunderbird, Method: l.method, Target: l.target}
-		if found != nil || ctx.Err() != nil {
-			s.Outcome, s.Detail = Skipped, "not needed: "+found.sourceOr("cancelled")
-			if ctx.Err() != nil {
-				s.Detail = "cancelled"
-			}
-			steps = append(steps, s)
-			continue
-		}
-		s = timed(s, func(s *Step) {
-			if c := l.run(s); c != nil {
-				found = c
-				if c.Source == "" {
-					c.Source = s.Method + " " + s.Target
+		s := Step{Client: client, Method: l.method, Target: l.target}
+		switch {
+		case ctx.Err() != nil:
+			s.Outcome, s.Detail = Skipped, "cancelled"
+		case found != nil:
+			s.Outcome, s.Detail = Skipped, "not needed: found by "+found.Source
+		default:
+			s = timed(s, func(s *Step) {
+				if found = l.run(s); found != nil && found.Source == "" {
+					found.Source = s.Method + " " + s.Target
 				}
-			}
-		})
+			})
+		}
 		steps = append(steps, s)
 	}
 	return steps, found
-}
-
-func (c *Config) sourceOr(def string) string {
-	if c == nil {
-		return def
-	}
-	return "found by " + c.Source
 }
 
 // autoconfig fetches and parses one autoconfig URL.

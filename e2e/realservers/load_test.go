@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maillab/maillab/diagnose"
 	"github.com/maillab/maillab/rootcause"
 )
 
@@ -127,21 +126,7 @@ func diagnoseCase(t *testing.T, site *Site, c realCase) (rootcause.Code, time.Du
 	if !c.sameClient {
 		st = customerSettings(t, site, c, acct, msgFile)
 	}
-	cfg, err := diagnose.FromSettings(st)
-	if err != nil {
-		t.Fatalf("FromSettings: %v", err)
-	}
-	cfg.ConnectTimeout, cfg.ReplyTimeout = 5*time.Second, 5*time.Second
-	if c.timeout > 0 {
-		cfg.ConnectTimeout, cfg.ReplyTimeout = c.timeout, c.timeout
-	}
-	cfg.NoSystemRoots = true
-	start := time.Now()
-	rep, err := diagnose.Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("Diagnose(%s): %v", c.name, err)
-	}
-	elapsed := time.Since(start)
+	rep, elapsed := diagnoseSettings(ctx, t, c, st)
 	if rep.RootCause != c.want {
 		t.Logf("Diagnose(%s): %s", c.name, rep.Summary)
 	}

@@ -376,21 +376,8 @@ func runCase(t *testing.T, site *Site, c realCase) {
 	if !c.sameClient {
 		st = customerSettings(t, site, c, acct, msgFile)
 	}
-	cfg, err := diagnose.FromSettings(st)
-	if err != nil {
-		t.Fatalf("FromSettings: %v", err)
-	}
-	cfg.ConnectTimeout, cfg.ReplyTimeout = 5*time.Second, 5*time.Second
-	if c.timeout > 0 {
-		cfg.ConnectTimeout, cfg.ReplyTimeout = c.timeout, c.timeout
-	}
-	cfg.NoSystemRoots = true
-	start := time.Now()
-	rep, err := diagnose.Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("Diagnose(%s): %v", c.name, err)
-	}
-	t.Logf("Diagnose(%s) = %s in %s", c.name, rep.RootCause, time.Since(start).Round(time.Millisecond))
+	rep, elapsed := diagnoseSettings(ctx, t, c, st)
+	t.Logf("Diagnose(%s) = %s in %s", c.name, rep.RootCause, elapsed.Round(time.Millisecond))
 	js, err := rep.JSON()
 	if err != nil {
 		t.Fatalf("report JSON: %v", err)
@@ -601,4 +588,26 @@ func bigMessage(from string, size int) []byte {
 // attached (its first bytes, "MZ"), as a customer forwards an installer.
 func exeMessage(from string) []byte {
 	return []byte(fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: the installer\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <exe@maillab.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nHere is the installer.\r\n--b1\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAA=\r\n--b1--\r\n", from, from))
+}
+
+// diagnoseSettings runs the diagnoser on a case's customer settings, trusting
+// only the site's CA, with the case's timeout (5 s by default), and
+// returns the report and how long it took.
+func diagnoseSettings(ctx context.Context, t *testing.T, c realCase, st *settings.Settings) (*diagnose.Report, time.Duration) {
+	t.Helper()
+	cfg, err := diagnose.FromSettings(st)
+	if err != nil {
+		t.Fatalf("FromSettings: %v", err)
+	}
+	cfg.ConnectTimeout, cfg.ReplyTimeout = 5*time.Second, 5*time.Second
+	if c.timeout > 0 {
+		cfg.ConnectTimeout, cfg.ReplyTimeout = c.timeout, c.timeout
+	}
+	cfg.NoSystemRoots = true
+	start := time.Now()
+	rep, err := diagnose.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Diagnose(%s): %v", c.name, err)
+	}
+	return rep, time.Since(start)
 }
