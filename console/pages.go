@@ -303,7 +303,22 @@ type settingsCard struct {
 type cardService struct {
 	Name string
 	service
+	Role         string
 	SecurityText string
+}
+
+// role names what a service is for in the words of a mail client's
+// account dialog.
+func role(name string) string {
+	switch {
+	case strings.HasPrefix(name, "imap"):
+		return "Incoming mail (IMAP)"
+	case strings.HasPrefix(name, "pop3"):
+		return "Incoming mail (POP3)"
+	case name == "submission" || name == "submissions" || name == "smtp":
+		return "Outgoing mail (SMTP)"
+	}
+	return name
 }
 
 func securityText(s string) string {
@@ -342,7 +357,7 @@ func makeCard(s settings, caURL string) settingsCard {
 	})
 	for _, n := range names {
 		sv := s.Services[n]
-		card.Services = append(card.Services, cardService{Name: n, service: sv, SecurityText: securityText(sv.Security)})
+		card.Services = append(card.Services, cardService{Name: n, service: sv, Role: role(n), SecurityText: securityText(sv.Security)})
 	}
 	return card
 }
