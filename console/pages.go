@@ -422,7 +422,7 @@ func (c *Console) labView(w http.ResponseWriter, r *http.Request) {
 		p.Note = "Mailbox cleared."
 	}
 	if rs := q.Get("restarted"); rs != "" {
-		p.Note += " The service restarted on the same port: " + rs + "."
+		p.Note += " Service restarted on the same port: " + rs + "."
 	}
 	c.renderTitled(w, r, http.StatusOK, "lab", "Lab "+p.Lab.ID, p)
 }
