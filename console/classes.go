@@ -252,11 +252,16 @@ func (c *Console) loadTicket(r *http.Request) (*ticketPage, error) {
 	if err := c.getJSON(r.Context(), asAdmin, "/api/v1/root-causes", &causes); err != nil {
 		return nil, err
 	}
+	// One optgroup per layer, in the order the catalog first names it.
+	group := map[string]int{}
 	for _, rc := range causes {
-		if n := len(p.Layers); n == 0 || p.Layers[n-1].Title != rc.LayerTitle {
+		i, ok := group[rc.Layer]
+		if !ok {
+			i = len(p.Layers)
+			group[rc.Layer] = i
 			p.Layers = append(p.Layers, layerGroup{Title: rc.LayerTitle})
 		}
-		p.Layers[len(p.Layers)-1].Causes = append(p.Layers[len(p.Layers)-1].Causes, rc)
+		p.Layers[i].Causes = append(p.Layers[i].Causes, rc)
 	}
 	if len(p.Ticket.Answer) > 0 && string(p.Ticket.Answer) != "null" {
 		var a answer

@@ -159,6 +159,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			{"code": "TLS_CERT_EXPIRED", "title": "The certificate has expired", "layer": "tls", "layer_title": "Secure connection (TLS)", "meaning": "m"},
 			{"code": "TLS_UNTRUSTED", "title": "The certificate is not trusted", "layer": "tls", "layer_title": "Secure connection (TLS)", "meaning": "m"},
 			{"code": "AUTH_FAILED", "title": "The user name or password is wrong", "layer": "auth", "layer_title": "Signing in", "meaning": "m"},
+			{"code": "TLS_HOSTNAME_MISMATCH", "title": "The certificate names another server", "layer": "tls", "layer_title": "Secure connection (TLS)", "meaning": "m"},
 		})
 	case route == "GET /api/v1/classes":
 		reply(200, []any{fakeClass})

@@ -161,6 +161,12 @@ func TestTraineeFlow(t *testing.T) {
 		t.Fatalf("POST hints = %d Location %q, want 303 to the ticket", resp.status, resp.header.Get("Location"))
 	}
 	doc := parseHTML(t, cl.get(base).body)
+	groups := findAll(doc, "select[name=code] optgroup")
+	if len(groups) != 2 || len(findAll(groups[0], "option")) != 3 {
+		t.Errorf("answer choices: %d optgroups, want 2 (one per layer, the TLS one with 3 codes)", len(groups))
+	} else if l, _ := attr(groups[0], "label"); l != "Secure connection (TLS)" {
+		t.Errorf("first optgroup %q, want the layer's plain title", l)
+	}
 	if hints := findAll(doc, "[data-test=hints] li"); len(hints) != 1 || text(hints[0]) != "hint number 1" {
 		t.Errorf("hints after one = %d items", len(hints))
 	}

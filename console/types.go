@@ -245,5 +245,6 @@ type traineeTicket struct {
 	Answer            json.RawMessage `json:"answer"`
 	Right             *bool           `json:"right"`
 	ExpectedRootCause string          `json:"expected_root_cause"`
+	Score             *int            `json:"score"`
 	Debrief           *traineeDebrief `json:"debrief"`
 }
