@@ -290,3 +290,19 @@ func TestClassForm(t *testing.T) {
 		t.Errorf("count not a number = %d, want 400 with the error next to count", resp.status)
 	}
 }
+
+// TestHighlightPatternPortable: app.js builds a JavaScript RegExp from the
+// same pattern; JavaScript has no inline flags such as (?i).
+func TestHighlightPatternPortable(t *testing.T) {
+	if strings.Contains(highlightPattern, "(?") {
+		t.Errorf("highlightPattern %q uses a (? group JavaScript does not read", highlightPattern)
+	}
+	for _, line := range []string{"fault strip-starttls: STARTTLS stripped from the EHLO reply", "SYN dropped", "login refused: account locked", "certificate expired 3 days ago"} {
+		if !highlighted("transcript", line) {
+			t.Errorf("%q is not highlighted", line)
+		}
+	}
+	if highlighted("transcript", "250 2.0.0 Roger, accepting mail") {
+		t.Errorf("an ordinary reply is highlighted")
+	}
+}

@@ -35,7 +35,11 @@ var sections = []struct{ N, Title string }{
 // highlight matches the transcript lines that mark where a fault acted or
 // a login was refused; the same expression runs in app.js for live lines
 // (the page hands it over in a data attribute).
-var highlight = regexp.MustCompile(`(?i)\b(stripped|dropped|drop|reset|refused|rejected|expired|not yet valid|locked|disabled|blocked|throttl|self-signed|untrusted|mismatch|denied|intercept)`)
+// It is written in the syntax both RE2 and JavaScript read (no inline
+// flags: both add case-insensitivity themselves).
+const highlightPattern = `\b(stripped|dropped|drop|reset|refused|rejected|expired|not yet valid|locked|disabled|blocked|throttl|self-signed|untrusted|mismatch|denied|intercept)`
+
+var highlight = regexp.MustCompile(`(?i)` + highlightPattern)
 
 func highlighted(kind, text string) bool {
 	return kind == "fault" || kind == "auth" || highlight.MatchString(text)
@@ -86,7 +90,13 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"hlPattern": func() string { return highlight.String() },
+	"hlPattern": func() string { return highlightPattern },
+	"hints": func(n int) string {
+		if n == 1 {
+			return "1 hint"
+		}
+		return fmt.Sprintf("%d hints", n)
+	},
 }
 
 // page is what every template gets: the page's own data plus the layout's.

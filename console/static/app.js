@@ -125,7 +125,8 @@
       set("result", result);
       set("answer", t.answer && t.answer.code ? t.answer.code : "");
       set("seconds", duration(t.seconds));
-      set("hints", (t.hints_used || 0) + " hints");
+      var n = t.hints_used || 0;
+      set("hints", n + (n === 1 ? " hint" : " hints"));
     });
   }
 
