@@ -68,8 +68,11 @@ type route struct {
 }
 
 // public reports whether the route needs no token: the trainee API, where
-// the key in the path is the credential.
-func (rt route) public() bool { return strings.HasPrefix(rt.Path, "/api/v1/trainee/") }
+// the key in the path is the credential, and the list of root causes a
+// trainee answers from (the catalog's public codes).
+func (rt route) public() bool {
+	return strings.HasPrefix(rt.Path, "/api/v1/trainee/") || rt.Path == "/api/v1/root-causes"
+}
 
 func (s *Server) routes() []route {
 	return []route{

@@ -23,7 +23,13 @@ import (
 func TestRootCausesAPI(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	var got []rootCauseJSON
-	ts.must(http.StatusOK, "GET", "/api/v1/root-causes", nil, &got)
+	code, data := ts.do("GET", "/api/v1/root-causes", nil, true)
+	if code != http.StatusOK {
+		t.Fatalf("GET /root-causes without a token = %d %s, want 200", code, data)
+	}
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != len(rootcause.All) {
 		t.Fatalf("GET /root-causes lists %d codes, want %d", len(got), len(rootcause.All))
 	}
