@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -570,6 +571,18 @@ func TestClassEvents(t *testing.T) {
 	if got := ts.getClass(c.ID).Trainees[1].Tickets[0]; got.Status != statusNotStarted || got.ConnectedAt != nil {
 		t.Errorf("Bob's ticket = %+v, want not started (the lab's own client is not Bob)", got)
 	}
+	// Deleting the class ends the stream.
+	ts.must(http.StatusNoContent, "DELETE", "/api/v1/classes/"+c.ID, nil, nil)
+	closed := false
+	for stream.sc.Scan() {
+		if stream.sc.Text() == "event: closed" {
+			closed = true
+			break
+		}
+	}
+	if !closed {
+		t.Errorf("class stream after DELETE ended without event: closed (%v)", stream.sc.Err())
+	}
 }
 
 // TestClassesSurviveRestart: a restart in the middle of a class keeps
@@ -660,4 +673,35 @@ func TestCookieSameOrigin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzClassRequest: any body of POST /classes is accepted (with names
+// and known scenarios) or refused with a 4xx that says what is wrong;
+// never a panic.
+func FuzzClassRequest(f *testing.F) {
+	f.Add(`{"name":"Monday","trainees":["Ann","Bob"],"scenarios":["expired-cert"]}`)
+	f.Add(`{"name":"x","count":3,"scenarios":["healthy","wrong-password"],"assignment":"random","per_trainee":2}`)
+	f.Add(`{"name":"x","count":-1,"trainees":[""],"scenarios":[]}`)
+	f.Add(`{"name":"x","trainees":["=1"],"scenarios":["expird-cert"],"per_trainee":0}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest("POST", "/api/v1/classes", strings.NewReader(body))
+		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 1<<12)
+		var req classRequest
+		err := decodeBody(r, &req)
+		var names []string
+		var scs []*scenarios.Scenario
+		if err == nil {
+			names, scs, err = req.validate()
+		}
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.Status/100 != 4 || ae.Msg == "" {
+				t.Errorf("body %q: %v, want a 4xx apiError", body, err)
+			}
+			return
+		}
+		if len(names) == 0 || len(scs) == 0 || req.Name == "" || (req.Assignment != "all" && req.Assignment != "random") {
+			t.Errorf("body %q accepted as %+v with %d trainees and %d scenarios", body, req, len(names), len(scs))
+		}
+	})
 }

@@ -171,16 +171,15 @@ type debriefText struct {
 	Fix      string `json:"fix"`
 }
 
-// traineeTicketView builds the trainee's view of t (number n); s.cls.mu
-// is held.
+// traineeTicketView builds the trainee's view of t (number n). The lab's
+// part is read first, outside the class lock: a lab being rebuilt holds
+// its own lock for a while, and the other tickets must not wait for it.
 func (s *Server) traineeTicketView(t *ticket, n int) (traineeTicketJSON, error) {
 	sc, err := scenarios.Lookup(t.Scenario)
 	if err != nil {
 		return traineeTicketJSON{}, err
 	}
-	hs := hints(sc)
-	v := traineeTicketJSON{ID: t.ID, Title: traineeTitle(n), Story: sc.Story, Status: t.status(), Settings: json.RawMessage("null"),
-		Hints: hs[:min(t.HintsUsed, len(hs))], HintsLeft: max(0, len(hs)-t.HintsUsed), Answered: t.answered()}
+	v := traineeTicketJSON{ID: t.ID, Title: traineeTitle(n), Story: sc.Story, Settings: json.RawMessage("null")}
 	if m, ok := s.lab(t.LabID); ok && m.hub != nil {
 		if l, cs, ok := m.current(); ok {
 			ts := traineeSettings(cs)
@@ -194,6 +193,11 @@ func (s *Server) traineeTicketView(t *ticket, n int) (traineeTicketJSON, error) 
 			}
 		}
 	}
+	s.cls.mu.Lock()
+	defer s.cls.mu.Unlock()
+	hs := hints(sc)
+	v.Status, v.Answered = t.status(), t.answered()
+	v.Hints, v.HintsLeft = hs[:min(t.HintsUsed, len(hs))], max(0, len(hs)-t.HintsUsed)
 	if t.answered() {
 		score := t.score()
 		v.Answer, v.Right, v.ExpectedRootCause, v.Score = &answerJSON{Code: t.AnswerCode, Fix: t.AnswerFix}, t.right(), sc.RootCause, &score
@@ -204,9 +208,7 @@ func (s *Server) traineeTicketView(t *ticket, n int) (traineeTicketJSON, error) 
 
 // writeTraineeTicket answers with the trainee's view of t.
 func (s *Server) writeTraineeTicket(w http.ResponseWriter, t *ticket, n int) error {
-	s.cls.mu.Lock()
 	v, err := s.traineeTicketView(t, n)
-	s.cls.mu.Unlock()
 	if err != nil {
 		return err
 	}
