@@ -209,7 +209,11 @@ func (s *Server) errors(h func(w http.ResponseWriter, r *http.Request) error) ht
 		if err := h(w, r); err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) {
-				s.logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+				path := r.URL.Path
+				if strings.HasPrefix(path, "/api/v1/trainee/") {
+					path = r.Pattern // the path holds a trainee's key: keep it out of the log
+				}
+				s.logger.Error("api", "method", r.Method, "path", path, "err", err)
 				ae = errorf(http.StatusInternalServerError, "", "%s", err)
 			}
 			writeError(w, ae)
