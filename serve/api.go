@@ -44,7 +44,10 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		pattern := rt.Method + " " + rt.Path
 		h := s.errors(rt.Handle)
-		if !rt.public() {
+		switch {
+		case strings.HasPrefix(rt.Path, "/api/v1/trainee/"):
+			h = traineeHeaders(h)
+		case !rt.public():
 			h = s.authenticated(h)
 		}
 		mux.Handle(pattern, s.metrics.instrument(pattern, h))
@@ -134,6 +137,16 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="maillab"`)
 		writeError(w, errorf(http.StatusUnauthorized, "", "missing or wrong token: send Authorization: Bearer TOKEN (the token is in the data directory's token file)"))
+	})
+}
+
+// traineeHeaders keeps a trainee's answers out of caches (they hold the
+// account's password) and the key in the URL out of Referer headers.
+func traineeHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
 	})
 }
 

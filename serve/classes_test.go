@@ -363,6 +363,15 @@ func TestTraineeNotFoundIsUniform(t *testing.T) {
 	if code, data := ts.trainee("GET", "ffff", nil); code != http.StatusNotFound || !bytes.Equal(data, want) {
 		t.Errorf("GET unknown trainee = %d %s, want 404 %s", code, data, want)
 	}
+	req, _ := http.NewRequest("GET", ts.http.URL+"/api/v1/trainee/"+ann.Key, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("trainee API headers %v, want Cache-Control: no-store and Referrer-Policy: no-referrer", resp.Header)
+	}
 	if !bytes.Contains(want, []byte(`"error": "not found"`)) {
 		t.Errorf("404 body = %s, want {\"error\":\"not found\"}", want)
 	}
