@@ -45,7 +45,10 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		pattern := rt.Method + " " + rt.Path
 		h := s.errors(rt.Handle)
-		if !rt.public() {
+		switch {
+		case strings.HasPrefix(rt.Path, "/api/v1/trainee/"):
+			h = traineeHeaders(h)
+		case !rt.public():
 			h = s.authenticated(h)
 		}
 		mux.Handle(pattern, s.metrics.instrument(pattern, h))
@@ -141,6 +144,16 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 	})
 }
 
+// traineeHeaders keeps a trainee's answers out of caches (they hold the
+// account's password) and the key in the URL out of Referer headers.
+func traineeHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
 func bearer(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
 }
@@ -192,7 +205,11 @@ func (s *Server) errors(h func(w http.ResponseWriter, r *http.Request) error) ht
 		if err := h(w, r); err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) {
-				s.logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+				path := r.URL.Path
+				if strings.HasPrefix(path, "/api/v1/trainee/") {
+					path = r.Pattern // the path holds a trainee's key: keep it out of the log
+				}
+				s.logger.Error("api", "method", r.Method, "path", path, "err", err)
 				ae = errorf(http.StatusInternalServerError, "", "%s", err)
 			}
 			writeError(w, ae)

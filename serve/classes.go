@@ -75,6 +75,7 @@ func (cs *classState) unregister(c *class) {
 		delete(cs.byKey, tr.Key)
 		for _, t := range tr.Tickets {
 			cs.byLab.Delete(t.LabID)
+			cs.connected.Delete(t.ID)
 		}
 	}
 }
@@ -370,24 +371,14 @@ func (s *Server) createClass(w http.ResponseWriter, r *http.Request) error {
 	s.cls.mu.Unlock()
 
 	// Each ticket its own lab: own ports, CA, accounts and lockout state.
-	var started []*managedLab
+	started, err := s.launchTickets(r, c)
 	cleanup := func() {
-		for _, m := range started {
-			s.remove(context.WithoutCancel(r.Context()), m)
-		}
+		s.removeLabs(context.WithoutCancel(r.Context()), started)
 		c.hub.close()
 	}
-	for _, tr := range c.Trainees {
-		for _, t := range tr.Tickets {
-			sc, _ := scenarios.Lookup(t.Scenario)
-			m, err := s.launch(r.Context(), &labRecord{ID: newID(), Created: time.Now().UTC(), NextFault: 1, Scenario: sc.Name}, sc, nil)
-			if err != nil {
-				cleanup()
-				return fmt.Errorf("start the lab of %s's ticket %s (%d of %d started): %w", tr.Name, t.ID, len(started), need, err)
-			}
-			started = append(started, m)
-			t.LabID = m.rec.ID
-		}
+	if err != nil {
+		cleanup()
+		return err
 	}
 	if err := s.store.insertClass(r.Context(), c); err != nil {
 		cleanup()
@@ -400,6 +391,83 @@ func (s *Server) createClass(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", "/api/v1/classes/"+c.ID)
 	writeJSON(w, http.StatusCreated, v)
 	return nil
+}
+
+// classLabWorkers bounds the labs a class starts or closes at once.
+const classLabWorkers = 8
+
+// launchTickets starts a lab for every ticket of c, classLabWorkers at a
+// time, and sets the tickets' LabID. On an error it stops starting and
+// returns the labs started so far with the first error.
+func (s *Server) launchTickets(r *http.Request, c *class) ([]*managedLab, error) {
+	var (
+		mu       sync.Mutex
+		started  []*managedLab
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, classLabWorkers)
+	)
+	for _, tr := range c.Trainees {
+		for _, t := range tr.Tickets {
+			mu.Lock()
+			failed := firstErr != nil
+			mu.Unlock()
+			if failed {
+				break
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				sc, err := scenarios.Lookup(t.Scenario)
+				var m *managedLab
+				if err == nil {
+					m, err = s.launch(r.Context(), &labRecord{ID: newID(), Created: time.Now().UTC(), NextFault: 1, Scenario: sc.Name}, sc, nil)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = fmt.Errorf("start the lab of %s's ticket %s: %w", tr.Name, t.ID, err)
+					}
+					return
+				}
+				t.LabID = m.rec.ID
+				started = append(started, m)
+			}()
+		}
+	}
+	wg.Wait()
+	return started, firstErr
+}
+
+// removeLabs closes labs, classLabWorkers at a time; their ports are free
+// when it returns.
+func (s *Server) removeLabs(ctx context.Context, labs []*managedLab) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, classLabWorkers)
+	)
+	for _, m := range labs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := s.remove(ctx, m); err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+					return // deleted meanwhile
+				}
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // classJSON is a class as the admin API shows it.
@@ -593,16 +661,15 @@ func (s *Server) deleteClass(w http.ResponseWriter, r *http.Request) error {
 	s.cls.unregister(c)
 	s.cls.mu.Unlock()
 	ctx := context.WithoutCancel(r.Context())
-	var errs []error
+	var labs []*managedLab
 	for _, tr := range c.Trainees {
 		for _, t := range tr.Tickets {
 			if m, ok := s.lab(t.LabID); ok && m.hub != nil {
-				if err := s.remove(ctx, m); err != nil {
-					errs = append(errs, err)
-				}
+				labs = append(labs, m)
 			}
 		}
 	}
+	errs := []error{s.removeLabs(ctx, labs)}
 	c.hub.close()
 	if err := s.store.deleteClass(ctx, c.ID); err != nil {
 		errs = append(errs, err)

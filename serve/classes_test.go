@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/maillab/maillab/rootcause"
 	"github.com/maillab/maillab/scenarios"
 	"github.com/maillab/maillab/settings"
@@ -361,6 +363,15 @@ func TestTraineeNotFoundIsUniform(t *testing.T) {
 	if code, data := ts.trainee("GET", "ffff", nil); code != http.StatusNotFound || !bytes.Equal(data, want) {
 		t.Errorf("GET unknown trainee = %d %s, want 404 %s", code, data, want)
 	}
+	req, _ := http.NewRequest("GET", ts.http.URL+"/api/v1/trainee/"+ann.Key, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("trainee API headers %v, want Cache-Control: no-store and Referrer-Policy: no-referrer", resp.Header)
+	}
 	if !bytes.Contains(want, []byte(`"error": "not found"`)) {
 		t.Errorf("404 body = %s, want {\"error\":\"not found\"}", want)
 	}
@@ -704,4 +715,33 @@ func FuzzClassRequest(f *testing.F) {
 			t.Errorf("body %q accepted as %+v with %d trainees and %d scenarios", body, req, len(names), len(scs))
 		}
 	})
+}
+
+// TestDNSQueryMarksConnected: for a trainee whose client never gets past
+// the name (smtp-host-typo), a DNS query to the ticket's lab is the sign
+// that they are at work.
+func TestDNSQueryMarksConnected(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := ts.createClass(map[string]any{"name": "dns", "trainees": []string{"Ann"}, "scenarios": []string{"smtp-host-typo"}})
+	ann := c.Trainees[0]
+	v := ts.traineeTicket(ann.Key, ann.Tickets[0].ID)
+	host := v.Card.Servers[0].Host
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(host), dns.TypeA)
+	r, err := dns.Exchange(m, v.DNS)
+	if err != nil {
+		t.Fatalf("query %s at %s: %v", host, v.DNS, err)
+	}
+	if r.Rcode != dns.RcodeNameError {
+		t.Errorf("%s: rcode %s, want NXDOMAIN (the typo)", host, dns.RcodeToString[r.Rcode])
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		tk := ts.getClass(c.ID).Trainees[0].Tickets[0]
+		if tk.Status == statusConnected && tk.ConnectedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ticket after a DNS query = %+v, want connected", tk)
+		}
+	}
 }
