@@ -16,9 +16,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/maillab/maillab/serve"
@@ -191,11 +194,54 @@ func startBrowser(t *testing.T) *browser {
 
 // open makes the tab of a new chromedp context. Its first Run must have
 // no deadline: the tab lives as long as the context of that call.
+//
+// Every uncaught script exception and every error the page logs from
+// its scripts or its security policy (a Content-Security-Policy
+// violation) fails the test when it ends: a console whose app.js stops
+// at load still renders its HTML, and only this notices.
 func (b *browser) open(ctx context.Context, name string) *window {
 	b.t.Helper()
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("%s: open a tab: %v", name, err)
 	}
+	var mu sync.Mutex
+	var problems []string
+	report := func(s string) {
+		mu.Lock()
+		problems = append(problems, s)
+		mu.Unlock()
+	}
+	go func() {
+		for ev, err := range chromedp.Events(ctx, cdpruntime.ExceptionThrown) {
+			if err != nil {
+				return
+			}
+			d := ev.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				text += " " + d.Exception.Description
+			}
+			report(fmt.Sprintf("uncaught exception at %s:%d: %s", d.URL, d.LineNumber+1, text))
+		}
+	}()
+	go func() {
+		for ev, err := range chromedp.Events(ctx, cdplog.EntryAdded) {
+			if err != nil {
+				return
+			}
+			e := ev.Entry
+			if e.Level == cdplog.EntryLevelError && (e.Source == cdplog.EntrySourceJavascript || e.Source == cdplog.EntrySourceSecurity) {
+				report(fmt.Sprintf("%s error at %s: %s", e.Source, e.URL, e.Text))
+			}
+		}
+	}()
+	b.t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(problems) > 0 {
+			b.t.Errorf("%s: the page reported %d script or security errors:\n%s", name, len(problems), strings.Join(problems, "\n"))
+		}
+	})
 	return &window{t: b.t, ctx: ctx, name: name}
 }
 
