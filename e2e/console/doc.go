@@ -10,6 +10,11 @@
 // The mailbox viewer is fed with real swaks, including a message whose
 // HTML carries a script that must not run.
 //
+// TestKeyboard creates a class with the keyboard alone and checks that
+// every focus stop shows; TestClassFormErrors sends the class form wrong.
+// Every tab fails its test on an uncaught script exception or a script
+// or Content-Security-Policy error the page logs.
+//
 // Elements are found only through the console's data-test attributes
 // (and the form fields' names): they are a fixed contract between the
 // console's templates and these tests, so a redesign of the pages keeps

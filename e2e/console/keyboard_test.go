@@ -74,3 +74,57 @@ func TestKeyboard(t *testing.T) {
 		t.Errorf("class board title %q, want the typed name %q", h, "Keyboard class")
 	}
 }
+
+// TestClassFormErrors submits the class form wrong and expects it back
+// with the message next to the field and what was typed kept.
+func TestClassFormErrors(t *testing.T) {
+	c := startConsole(t)
+	b := startBrowser(t)
+	p := b.tab("trainer")
+	p.visit(c.printedURL())
+	cases := []struct {
+		name, trainees, count string
+		scenarios             []string
+		field                 string // the field the error sits next to
+	}{
+		{name: "no scenario", trainees: "Ann\nBob", field: "scenario"},
+		{name: "names and a count", trainees: "Ann", count: "3", scenarios: []string{"expired-cert"}, field: "count"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
+			p.t = t
+			p.visit(c.base + "/classes/new")
+			p.setValue(`form[data-test=class-form] input[name=name]`, "Form errors")
+			p.setValue(`form[data-test=class-form] textarea[name=trainees]`, tc.trainees)
+			p.setValue(`form[data-test=class-form] input[name=count]`, tc.count)
+			for _, sc := range tc.scenarios {
+				p.click(`form[data-test=class-form] input[name=scenario][value="` + sc + `"]`)
+			}
+			p.click(`button[data-test=create-class]`)
+			p.waitFor(`form[data-test=class-form] [data-test=form-error]`)
+			msg := eval[string](p, `document.querySelector('[data-test=form-error]').textContent`)
+			if strings.TrimSpace(msg) == "" {
+				t.Errorf("empty form error")
+			}
+			if got := eval[string](p, `document.querySelector('form[data-test=class-form] input[name=name]').value`); got != "Form errors" {
+				t.Errorf("the class name came back as %q, want what was typed", got)
+			}
+			// Next to the field: the error is the field's description or
+			// sits in the scenarios' fieldset.
+			near := eval[bool](p, `(() => {
+				const err = document.querySelector('[data-test=form-error]');
+				const f = document.querySelector('form[data-test=class-form] [name=`+tc.field+`]');
+				const fs = f.closest('fieldset');
+				const describes = e => !!e && (e.getAttribute('aria-describedby') || '').split(' ').includes(err.id);
+				return describes(f) || describes(fs) || (!!fs && fs.contains(err));
+			})()`)
+			if !near {
+				t.Errorf("the error %q is not tied to the field %s", norm(msg), tc.field)
+			}
+			if n := eval[int](p, `document.querySelectorAll('table[data-test=class-board]').length`); n != 0 {
+				t.Errorf("a class board after a bad form")
+			}
+		})
+	}
+	p.t = t
+}
