@@ -502,7 +502,11 @@ func (ts *testServer) subscribeClass(id string) *classSSE {
 		ts.t.Fatalf("class events = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	ts.t.Cleanup(func() { resp.Body.Close() })
-	return &classSSE{resp: resp, sc: bufio.NewScanner(resp.Body)}
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != "retry: 3000" {
+		ts.t.Errorf("class events start with %q, want retry: 3000", sc.Text())
+	}
+	return &classSSE{resp: resp, sc: sc}
 }
 
 // next returns the next ticket event.
