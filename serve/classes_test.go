@@ -749,3 +749,34 @@ func TestDNSQueryMarksConnected(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerOnceUnderRace: of many answers sent at once, exactly one
+// counts and the others get 409.
+func TestAnswerOnceUnderRace(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := ts.createClass(map[string]any{"name": "race", "trainees": []string{"Ann"}, "scenarios": []string{"healthy"}})
+	path := ts.http.URL + "/api/v1/trainee/" + c.Trainees[0].Key + "/tickets/" + c.Trainees[0].Tickets[0].ID + "/answer"
+	codes := make(chan int, 10)
+	for i := range 10 {
+		go func() {
+			body := fmt.Sprintf(`{"code":"HEALTHY","fix":"answer %d"}`, i)
+			resp, err := http.Post(path, "application/json", strings.NewReader(body))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	count := map[int]int{}
+	for range 10 {
+		count[<-codes]++
+	}
+	if count[http.StatusOK] != 1 || count[http.StatusConflict] != 9 {
+		t.Errorf("10 answers at once: %v, want one 200 and nine 409", count)
+	}
+	if tk := ts.getClass(c.ID).Trainees[0].Tickets[0]; tk.Answer == nil || !strings.HasPrefix(tk.Answer.Fix, "answer ") {
+		t.Errorf("ticket = %+v, want the one answer", tk)
+	}
+}
