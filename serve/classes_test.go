@@ -780,3 +780,57 @@ func TestAnswerOnceUnderRace(t *testing.T) {
 		t.Errorf("ticket = %+v, want the one answer", tk)
 	}
 }
+
+// TestClassesLeakNothing creates and deletes classes (with the class
+// stream open and a client connected to a ticket's lab) and compares
+// goroutines, file descriptors, listening sockets and lab directories.
+func TestClassesLeakNothing(t *testing.T) {
+	n := 20
+	if testing.Short() || raceEnabled {
+		n = 6
+	}
+	t.Setenv("TMPDIR", t.TempDir())
+	ts := newTestServer(t, Options{})
+	body := map[string]any{"name": "leak", "trainees": []string{"Ann", "Bob"}, "scenarios": []string{"healthy", "lockout-after-retries"}}
+	c := ts.createClass(body) // warm up
+	ts.must(http.StatusNoContent, "DELETE", "/api/v1/classes/"+c.ID, nil, nil)
+	http.DefaultClient.CloseIdleConnections()
+	before := countResources(t, ts.dir)
+	for range n {
+		c := ts.createClass(body)
+		stream := ts.subscribeClass(c.ID)
+		var l labResp
+		ts.must(http.StatusOK, "GET", "/api/v1/labs/"+c.Trainees[0].Tickets[0].LabID, nil, &l)
+		client, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(l.Ports["submission"])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.must(http.StatusNoContent, "DELETE", "/api/v1/classes/"+c.ID, nil, nil)
+		closed := false
+		for !closed && stream.sc.Scan() {
+			closed = stream.sc.Text() == "event: closed"
+		}
+		if !closed {
+			t.Errorf("class stream ended without event: closed")
+		}
+		stream.resp.Body.Close()
+		client.Close()
+	}
+	var after resources
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		http.DefaultClient.CloseIdleConnections()
+		after = countResources(t, ts.dir)
+		if after.goroutines <= before.goroutines+2 && after.fds <= before.fds+2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("%d classes of 4 labs created and deleted: before %+v, after %+v", n, before, after)
+	if after.goroutines > before.goroutines+2 || after.fds > before.fds+2 || after.listening > before.listening || after.labDirs != 0 {
+		t.Errorf("after %d classes: before %+v, after %+v", n, before, after)
+	}
+	ts.srv.cls.mu.Lock()
+	defer ts.srv.cls.mu.Unlock()
+	if len(ts.srv.cls.byID) != 0 || len(ts.srv.cls.byKey) != 0 {
+		t.Errorf("classes still registered: %d, keys %d", len(ts.srv.cls.byID), len(ts.srv.cls.byKey))
+	}
+}
