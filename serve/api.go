@@ -697,7 +697,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// stream serves a hub's events as Server-Sent Events after since: each
+// stream serves a hub's events as Server-Sent Events after since (after a
+// "retry:" line): each
 // event as "id: SEQ", "event:" and "data:" from format, keep-alive
 // comments every 15 s, an "event: dropped" when the client's bounded
 // buffer overflowed and an "event: closed" when the hub closes. prelude
@@ -710,6 +711,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, h *hub, since ui
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// A browser's EventSource reconnects after retry ms; its default (3 s
+	// in Chromium) is stated here so every client waits the same.
+	io.WriteString(w, "retry: 3000\n\n")
 	backlog, sub, cancel := h.subscribe(since, s.opts.EventBuffer)
 	defer cancel()
 	s.metrics.sse.Inc()
