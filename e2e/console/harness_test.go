@@ -385,10 +385,12 @@ func (p *window) location() *url.URL {
 	return u
 }
 
-// frameEval evaluates an expression inside the (out-of-process) iframe
-// whose URL ends with suffix: sandboxed frames have an opaque origin, so
-// Chromium runs them as a target of their own, which the page's script
-// cannot reach, but DevTools can.
+// frameEval evaluates an expression (of window and document) inside the
+// iframe whose URL ends with suffix. A sandboxed frame has an opaque
+// origin, so Chromium runs it as a target of its own, which the page's
+// script cannot reach, but DevTools can. A frame that is not sandboxed
+// (a broken console) runs in the page's process: then the expression is
+// applied to the frame's window and document from the page.
 func frameEval[T any](p *window, suffix, expr string) T {
 	p.t.Helper()
 	deadline := time.Now().Add(wait)
@@ -416,8 +418,16 @@ func frameEval[T any](p *window, suffix, expr string) T {
 			}
 			return v
 		}
+		sameProcess := fmt.Sprintf(`(() => {
+			const f = [...document.querySelectorAll('iframe')].find(f => f.src.endsWith(%q));
+			return !!(f && f.contentDocument && f.contentDocument.readyState === 'complete' && f.contentDocument.URL.endsWith(%q));
+		})()`, suffix, suffix)
+		if eval[bool](p, sameProcess) {
+			p.t.Errorf("%s: the frame %s runs in the page's process: it is not sandboxed", p.name, suffix)
+			return eval[T](p, fmt.Sprintf(`((window, document) => (%s))(...(f => [f.contentWindow, f.contentDocument])([...document.querySelectorAll('iframe')].find(f => f.src.endsWith(%q))))`, expr, suffix))
+		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: no iframe target ending in %s within %v (have %d targets)", p.name, suffix, wait, len(infos))
+			p.t.Fatalf("%s: no iframe ending in %s within %v (have %d targets)", p.name, suffix, wait, len(infos))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
