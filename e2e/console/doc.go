@@ -10,9 +10,10 @@
 // The mailbox viewer is fed with real swaks, including a message whose
 // HTML carries a script that must not run.
 //
-// TestPrintCard prints the settings card (lab view, ticket) on one A4 and
-// one Letter sheet. TestKeyboard creates a class with the keyboard alone and checks that
-// every focus stop shows; TestClassFormErrors sends the class form wrong.
+// TestPrintCard prints the settings card (lab view, ticket) on one A4
+// and one Letter sheet. TestKeyboard creates a class with the keyboard
+// alone and checks that every focus stop shows; TestClassFormErrors
+// sends the class form wrong.
 // Every tab fails its test on an uncaught script exception or a script
 // or Content-Security-Policy error the page logs.
 //

@@ -27,7 +27,8 @@ const maxShotHeight = 2000
 
 // TestScreenshots opens the pages a class uses (scenario board, class
 // board, a lab view with a transcript, a trainee's ticket, the debrief)
-// at each width and asserts that none scrolls horizontally. With
+// at each width and asserts that none scrolls horizontally and that all
+// visible text meets the WCAG AA contrast. With
 // MAILLAB_SCREENSHOTS=DIR it also writes DIR/console-PAGE-WIDTH.png
 // (scripts/screenshots.sh, for docs/screenshots/).
 func TestScreenshots(t *testing.T) {
@@ -115,6 +116,9 @@ func TestScreenshots(t *testing.T) {
 					wide := eval[[]string](p, fmt.Sprintf(`[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > %d).slice(0, 8).map(e => e.tagName.toLowerCase() + (e.dataset.test ? '[data-test=' + e.dataset.test + ']' : '') + (e.className ? '.' + e.className : ''))`, w))
 					t.Errorf("%s at %d px: document.documentElement.scrollWidth = %d, want <= %d (horizontal scroll); wider elements: %v", pg.path, w, sw, w, wide)
 				}
+				if low := eval[[]string](p, lowContrast); len(low) > 0 {
+					t.Errorf("%s at %d px: text below the WCAG AA contrast (4.5:1, large text 3:1):\n%s", pg.path, w, strings.Join(low, "\n"))
+				}
 				if dir == "" {
 					return
 				}
@@ -132,6 +136,36 @@ func TestScreenshots(t *testing.T) {
 		t.Logf("screenshots in %s", dir)
 	}
 }
+
+// lowContrast lists the visible text whose colour against its effective
+// background (the first opaque background up the tree; white at the top)
+// has a WCAG 2 contrast ratio below 4.5:1, or 3:1 for large text (24 px,
+// or 18.66 px bold). Colours with transparency are blended over that
+// background; background images are not considered (the console has none).
+const lowContrast = `(() => {
+	const parse = c => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null; const v = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number); return {r: v[0], g: v[1], b: v[2], a: v.length > 3 ? v[3] : 1}; };
+	const lum = c => { const f = x => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+	const bg = e => { for (; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a >= 1) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
+	const out = [];
+	const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	const seen = new Set();
+	for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+		const e = n.parentElement;
+		if (!e || seen.has(e) || !n.textContent.trim()) continue;
+		seen.add(e);
+		const s = getComputedStyle(e), r = e.getBoundingClientRect();
+		if (s.visibility === 'hidden' || s.display === 'none' || r.width === 0 || r.height === 0 || e.closest('.sr,[hidden]')) continue;
+		const b = bg(e), f = parse(s.color);
+		if (!f) continue;
+		const fg = {r: f.r * f.a + b.r * (1 - f.a), g: f.g * f.a + b.g * (1 - f.a), b: f.b * f.a + b.b * (1 - f.a)};
+		const [l1, l2] = [lum(fg), lum(b)].sort((x, y) => y - x);
+		const ratio = (l1 + 0.05) / (l2 + 0.05);
+		const size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight) >= 700;
+		const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+		if (ratio < need) out.push(e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + ' "' + n.textContent.trim().slice(0, 40) + '" ' + s.color + ' on rgb(' + [b.r, b.g, b.b] + ') = ' + ratio.toFixed(2) + ':1');
+	}
+	return out.slice(0, 20);
+})()`
 
 // screenshot is a PNG of the page from its top, the full width and at
 // most maxShotHeight high.
