@@ -68,7 +68,7 @@ func TestPages(t *testing.T) {
 			"[data-test=story]", "[data-test=settings-card]", "a[data-test=ca-download][href=/api/v1/trainee/ann-key/tickets/tk1/ca.pem]",
 			"[data-test=instructions]", "form[data-test=answer-form] select[name=code] optgroup option[value=TLS_CERT_EXPIRED]",
 			"form[data-test=answer-form] textarea[name=fix]", "button[data-test=submit-answer]", "form[data-test=hint]", "[data-test=hints]",
-		}, map[string]string{"[data-test=instructions]": "--resolve mail.example.test:2587:$ADDR_mail_example_test", "[data-test=story]": fakeScenarioStory}},
+		}, map[string]string{"[data-test=instructions]": "--resolve mail.example.test:2587:${ADDR_mail_example_test:?", "[data-test=story]": fakeScenarioStory}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
