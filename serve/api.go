@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maillab/maillab/console"
 	"github.com/maillab/maillab/diagnose"
 	"github.com/maillab/maillab/diagnose/discover"
 	"github.com/maillab/maillab/internal/yamlx"
@@ -38,7 +39,7 @@ func errorf(status int, field, format string, args ...any) *apiError {
 }
 
 // Handler returns the HTTP handler: the API under /api/v1, /healthz,
-// /metrics and the console entry point /.
+// /metrics and the web console (package console) on every other path.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
@@ -56,7 +57,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "labs": len(s.list())})
 	})
-	mux.HandleFunc("GET /{$}", s.console)
+	// Every other path is the web console, built on this same API: it
+	// calls mux in-process with the token (and takes ?token= once, as a
+	// cookie).
+	mux.Handle("/", console.New(mux, console.Options{Token: s.token, CookieName: CookieName, Logger: s.logger}))
 	return mux
 }
 
@@ -179,27 +183,6 @@ func (s *Server) tokenOK(r *http.Request) bool {
 		got = c.Value
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
-}
-
-// console takes ?token= once, sets it as an HttpOnly SameSite=Strict
-// cookie and redirects to / (so the token leaves the address bar and the
-// history). The console itself is not built yet: / says where the API is.
-func (s *Server) console(w http.ResponseWriter, r *http.Request) {
-	if tok := r.URL.Query().Get("token"); tok != "" {
-		if subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
-			writeError(w, errorf(http.StatusUnauthorized, "token", "wrong token"))
-			return
-		}
-		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: s.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
-	}
-	if !s.tokenOK(r) {
-		writeError(w, errorf(http.StatusUnauthorized, "", "open the URL maillab serve printed (with ?token=...)"))
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintln(w, "maillab serve is running. The API is under /api/v1 (GET /api/v1/openapi.json describes it).")
 }
 
 // errors turns a handler's error into a JSON error response.
