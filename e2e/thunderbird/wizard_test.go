@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/maillab/maillab/lab"
 	"github.com/maillab/maillab/scenarios"
 )
@@ -39,9 +41,10 @@ func forcePort(r *scenarios.Running) string {
 }
 
 // wizardPrefs is the user.js of a profile with no mail account (only
-// Local Folders), whose network reaches the lab: every name resolves to
-// the lab's address (network.dns.forceResolve) and the standard ports go
-// to the lab's (network.socket.forcePort). Autoconfig from the provider
+// Local Folders), whose network reaches the lab: the standard ports go to
+// the lab's (network.socket.forcePort), and, unless address is "" (names
+// resolve through a hosts file of the lab's, see labHosts), every name
+// resolves to the lab's address (network.dns.forceResolve). Autoconfig from the provider
 // is on (the suite's other profiles turn it off); the ISP database on the
 // internet is not asked (mailnews.auto_config_url empty), as a machine
 // offline would not reach it.
@@ -69,7 +72,9 @@ func wizardPrefs(address, ports string) string {
 		pref(name, v)
 	}
 	pref("mailnews.auto_config_url", "")
-	pref("network.dns.forceResolve", address)
+	if address != "" {
+		pref("network.dns.forceResolve", address)
+	}
 	pref("network.socket.forcePort", ports)
 	pref("marionette.port", 0)
 	pref("marionette.prefs.recommended", false)
@@ -92,6 +97,51 @@ func writeWizardProfile(ctx context.Context, dir string, tools map[string]string
 		}
 	}
 	return nil
+}
+
+// labHosts writes a hosts file of every name the lab's DNS answers with
+// an address, asked as the customer's resolver would be (faults that
+// rewrite or deny answers included), so that Thunderbird, whose DNS cannot
+// be pointed at a resolver on a free port, resolves each name as the lab
+// does: the web hoster's and the stranger's names to their own addresses.
+// Names the lab denies are left out and do not resolve.
+func labHosts(r *scenarios.Running, path string) error {
+	s := r.Lab.Settings()
+	names := make([]string, 0, len(r.Lab.DNS.Zones))
+	for name := range r.Lab.DNS.Zones {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("127.0.0.1 localhost\n")
+	for _, name := range names {
+		if strings.HasPrefix(name, "_") {
+			continue
+		}
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		in, err := dns.Exchange(m, s.Resolver)
+		if err != nil {
+			return fmt.Errorf("ask the lab's DNS for %s: %w", name, err)
+		}
+		for _, rr := range in.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				fmt.Fprintf(&b, "%s %s\n", a.A, strings.TrimSuffix(name, "."))
+			}
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// hostsWrap is the command prefix that runs Thunderbird in a mount
+// namespace of its own with hosts bound over /etc/hosts (root, util-linux
+// unshare); nil when this machine cannot.
+func hostsWrap(hosts string) []string {
+	wrap := []string{"unshare", "-m", "sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, hosts}
+	if err := exec.Command(wrap[0], append(wrap[1:], "true")...).Run(); err != nil {
+		return nil
+	}
+	return wrap
 }
 
 // hubStateScript reads the Account Hub: the visible subview (its id) and
@@ -236,6 +286,9 @@ type hubCase struct {
 	endView string
 	// transcript is what the lab must have seen.
 	transcript []string
+	// ownHosts: the story needs names at addresses other than the lab's
+	// main one; without a hosts file of its own the case skips.
+	ownHosts bool
 }
 
 // Texts of Thunderbird 153.8.0esr's Account Hub, verified by this test.
@@ -271,6 +324,20 @@ var hubCases = []hubCase{
 	// No documents: Thunderbird does not read the SRV records (naming
 	// mail.hosting.test) and guesses imap./smtp.example.test on the
 	// standard ports, which the certificate names.
+	// Nothing published: Thunderbird's guess of imap.example.test meets
+	// the web hoster's certificate and is dropped
+	// (mailnews.auto_config.guess.requireGoodCert); its guess of
+	// mail.example.test on the standard ports works.
+	{scenario: "setup-nothing-published", ownHosts: true,
+		found:      []string{hubFound, "mail.example.test", "993", "465", "SSL/TLS"},
+		endView:    hubSuccess,
+		transcript: []string{"(webhost.test)", "PLAIN authentication successful"}},
+	// The redirect to the stranger is Autodiscover's; Thunderbird's
+	// autoconfig lookup wins before it.
+	{scenario: "autodiscover-foreign", ownHosts: true,
+		found:      []string{hubFound, "mail.example.test", "SSL/TLS"},
+		endView:    hubSuccess,
+		transcript: []string{"C: GET https://autoconfig.example.test/mail/config-v1.1.xml", "PLAIN authentication successful"}},
 	{scenario: "srv-target-mismatch",
 		found:      []string{hubFound, "imap.example.test", "993", "smtp.example.test", "465", "SSL/TLS"},
 		endView:    hubSuccess,
@@ -285,10 +352,12 @@ var hubCases = []hubCase{
 // found the settings and where it ended, and what the lab saw; every case
 // keeps two screenshots (hub-found.png, hub-end.png).
 //
-// setup-nothing-published and autodiscover-foreign are not run: their
-// story needs the guessed or redirected names to reach other addresses
-// (the web hoster on 127.0.0.4, the stranger on 127.0.0.5), and
-// network.dns.forceResolve sends every name to one address.
+// Names resolve as the lab's DNS answers them through a hosts file bound
+// over /etc/hosts in a mount namespace of Thunderbird's own (root); where
+// that is not possible, every name goes to the lab's main address
+// (network.dns.forceResolve) and the cases whose story needs other
+// addresses (the web hoster on 127.0.0.4, the stranger on 127.0.0.5)
+// skip.
 func TestThunderbirdAccountHub(t *testing.T) {
 	tools := requireTools(t)
 	for _, c := range hubCases {
@@ -316,10 +385,21 @@ func runHubCase(t *testing.T, c hubCase, tools map[string]string) {
 	if err := os.Mkdir(profile, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeWizardProfile(ctx, profile, tools, wizardPrefs(r.Lab.Primary.AdvertisedIP, forcePort(r)), r.Customer.CAFile); err != nil {
+	hosts := filepath.Join(dir, "hosts")
+	if err := labHosts(r, hosts); err != nil {
+		t.Fatal(err)
+	}
+	wrap, address := hostsWrap(hosts), ""
+	if wrap == nil {
+		if c.ownHosts {
+			t.Skip("needs names at several addresses: a hosts file of its own (unshare -m, mount --bind; root) is not possible here, and network.dns.forceResolve sends every name to one address")
+		}
+		address = r.Lab.Primary.AdvertisedIP
+	}
+	if err := writeWizardProfile(ctx, profile, tools, wizardPrefs(address, forcePort(r)), r.Customer.CAFile); err != nil {
 		t.Fatalf("profile: %v", err)
 	}
-	s, err := startSession(ctx, dir, profile, tools)
+	s, err := startSessionWrapped(ctx, dir, profile, tools, wrap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,6 +438,16 @@ func runHubCase(t *testing.T, c hubCase, tools map[string]string) {
 		t.Fatalf("Continue: %s", out)
 	}
 	h := w.waitFor(90*time.Second, func(h hubState) bool { return h.Subview != "" && h.Subview != "emailAutoConfigSubview" })
+	// The step renders its texts a moment after it shows.
+	h = w.waitFor(10*time.Second, func(h hubState) bool {
+		text := strings.Join(h.Text, " | ")
+		for _, f := range c.found {
+			if !strings.Contains(text, f) {
+				return false
+			}
+		}
+		return true
+	})
 	shot("hub-found")
 	if h.Subview != "emailConfigFoundSubview" {
 		t.Fatalf("the account hub shows %q, want the settings found", h)
