@@ -45,7 +45,10 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		pattern := rt.Method + " " + rt.Path
 		h := s.errors(rt.Handle)
-		if !rt.public() {
+		switch {
+		case strings.HasPrefix(rt.Path, "/api/v1/trainee/"):
+			h = traineeHeaders(h)
+		case !rt.public():
 			h = s.authenticated(h)
 		}
 		mux.Handle(pattern, s.metrics.instrument(pattern, h))
@@ -138,6 +141,16 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="maillab"`)
 		writeError(w, errorf(http.StatusUnauthorized, "", "missing or wrong token: send Authorization: Bearer TOKEN (the token is in the data directory's token file)"))
+	})
+}
+
+// traineeHeaders keeps a trainee's answers out of caches (they hold the
+// account's password) and the key in the URL out of Referer headers.
+func traineeHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -684,7 +697,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// stream serves a hub's events as Server-Sent Events after since: each
+// stream serves a hub's events as Server-Sent Events after since (after a
+// "retry:" line): each
 // event as "id: SEQ", "event:" and "data:" from format, keep-alive
 // comments every 15 s, an "event: dropped" when the client's bounded
 // buffer overflowed and an "event: closed" when the hub closes. prelude
@@ -697,6 +711,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, h *hub, since ui
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// A browser's EventSource reconnects after retry ms; its default (3 s
+	// in Chromium) is stated here so every client waits the same.
+	io.WriteString(w, "retry: 3000\n\n")
 	backlog, sub, cancel := h.subscribe(since, s.opts.EventBuffer)
 	defer cancel()
 	s.metrics.sse.Inc()

@@ -75,6 +75,7 @@ func (cs *classState) unregister(c *class) {
 		delete(cs.byKey, tr.Key)
 		for _, t := range tr.Tickets {
 			cs.byLab.Delete(t.LabID)
+			cs.connected.Delete(t.ID)
 		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/maillab/maillab/rootcause"
 	"github.com/maillab/maillab/scenarios"
 	"github.com/maillab/maillab/settings"
@@ -361,6 +363,15 @@ func TestTraineeNotFoundIsUniform(t *testing.T) {
 	if code, data := ts.trainee("GET", "ffff", nil); code != http.StatusNotFound || !bytes.Equal(data, want) {
 		t.Errorf("GET unknown trainee = %d %s, want 404 %s", code, data, want)
 	}
+	req, _ := http.NewRequest("GET", ts.http.URL+"/api/v1/trainee/"+ann.Key, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("trainee API headers %v, want Cache-Control: no-store and Referrer-Policy: no-referrer", resp.Header)
+	}
 	if !bytes.Contains(want, []byte(`"error": "not found"`)) {
 		t.Errorf("404 body = %s, want {\"error\":\"not found\"}", want)
 	}
@@ -491,7 +502,11 @@ func (ts *testServer) subscribeClass(id string) *classSSE {
 		ts.t.Fatalf("class events = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	ts.t.Cleanup(func() { resp.Body.Close() })
-	return &classSSE{resp: resp, sc: bufio.NewScanner(resp.Body)}
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != "retry: 3000" {
+		ts.t.Errorf("class events start with %q, want retry: 3000", sc.Text())
+	}
+	return &classSSE{resp: resp, sc: sc}
 }
 
 // next returns the next ticket event.
@@ -704,4 +719,118 @@ func FuzzClassRequest(f *testing.F) {
 			t.Errorf("body %q accepted as %+v with %d trainees and %d scenarios", body, req, len(names), len(scs))
 		}
 	})
+}
+
+// TestDNSQueryMarksConnected: for a trainee whose client never gets past
+// the name (smtp-host-typo), a DNS query to the ticket's lab is the sign
+// that they are at work.
+func TestDNSQueryMarksConnected(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := ts.createClass(map[string]any{"name": "dns", "trainees": []string{"Ann"}, "scenarios": []string{"smtp-host-typo"}})
+	ann := c.Trainees[0]
+	v := ts.traineeTicket(ann.Key, ann.Tickets[0].ID)
+	host := v.Card.Servers[0].Host
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(host), dns.TypeA)
+	r, err := dns.Exchange(m, v.DNS)
+	if err != nil {
+		t.Fatalf("query %s at %s: %v", host, v.DNS, err)
+	}
+	if r.Rcode != dns.RcodeNameError {
+		t.Errorf("%s: rcode %s, want NXDOMAIN (the typo)", host, dns.RcodeToString[r.Rcode])
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		tk := ts.getClass(c.ID).Trainees[0].Tickets[0]
+		if tk.Status == statusConnected && tk.ConnectedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ticket after a DNS query = %+v, want connected", tk)
+		}
+	}
+}
+
+// TestAnswerOnceUnderRace: of many answers sent at once, exactly one
+// counts and the others get 409.
+func TestAnswerOnceUnderRace(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := ts.createClass(map[string]any{"name": "race", "trainees": []string{"Ann"}, "scenarios": []string{"healthy"}})
+	path := ts.http.URL + "/api/v1/trainee/" + c.Trainees[0].Key + "/tickets/" + c.Trainees[0].Tickets[0].ID + "/answer"
+	codes := make(chan int, 10)
+	for i := range 10 {
+		go func() {
+			body := fmt.Sprintf(`{"code":"HEALTHY","fix":"answer %d"}`, i)
+			resp, err := http.Post(path, "application/json", strings.NewReader(body))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	count := map[int]int{}
+	for range 10 {
+		count[<-codes]++
+	}
+	if count[http.StatusOK] != 1 || count[http.StatusConflict] != 9 {
+		t.Errorf("10 answers at once: %v, want one 200 and nine 409", count)
+	}
+	if tk := ts.getClass(c.ID).Trainees[0].Tickets[0]; tk.Answer == nil || !strings.HasPrefix(tk.Answer.Fix, "answer ") {
+		t.Errorf("ticket = %+v, want the one answer", tk)
+	}
+}
+
+// TestClassesLeakNothing creates and deletes classes (with the class
+// stream open and a client connected to a ticket's lab) and compares
+// goroutines, file descriptors, listening sockets and lab directories.
+func TestClassesLeakNothing(t *testing.T) {
+	n := 20
+	if testing.Short() || raceEnabled {
+		n = 6
+	}
+	t.Setenv("TMPDIR", t.TempDir())
+	ts := newTestServer(t, Options{})
+	body := map[string]any{"name": "leak", "trainees": []string{"Ann", "Bob"}, "scenarios": []string{"healthy", "lockout-after-retries"}}
+	c := ts.createClass(body) // warm up
+	ts.must(http.StatusNoContent, "DELETE", "/api/v1/classes/"+c.ID, nil, nil)
+	http.DefaultClient.CloseIdleConnections()
+	before := countResources(t, ts.dir)
+	for range n {
+		c := ts.createClass(body)
+		stream := ts.subscribeClass(c.ID)
+		var l labResp
+		ts.must(http.StatusOK, "GET", "/api/v1/labs/"+c.Trainees[0].Tickets[0].LabID, nil, &l)
+		client, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(l.Ports["submission"])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.must(http.StatusNoContent, "DELETE", "/api/v1/classes/"+c.ID, nil, nil)
+		closed := false
+		for !closed && stream.sc.Scan() {
+			closed = stream.sc.Text() == "event: closed"
+		}
+		if !closed {
+			t.Errorf("class stream ended without event: closed")
+		}
+		stream.resp.Body.Close()
+		client.Close()
+	}
+	var after resources
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		http.DefaultClient.CloseIdleConnections()
+		after = countResources(t, ts.dir)
+		if after.goroutines <= before.goroutines+2 && after.fds <= before.fds+2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("%d classes of 4 labs created and deleted: before %+v, after %+v", n, before, after)
+	if after.goroutines > before.goroutines+2 || after.fds > before.fds+2 || after.listening > before.listening || after.labDirs != 0 {
+		t.Errorf("after %d classes: before %+v, after %+v", n, before, after)
+	}
+	ts.srv.cls.mu.Lock()
+	defer ts.srv.cls.mu.Unlock()
+	if len(ts.srv.cls.byID) != 0 || len(ts.srv.cls.byKey) != 0 {
+		t.Errorf("classes still registered: %d, keys %d", len(ts.srv.cls.byID), len(ts.srv.cls.byKey))
+	}
 }
