@@ -55,10 +55,8 @@ func formField(apiField string) string {
 		return f
 	case "scenarios", "scenario":
 		return "scenario"
-	case "":
-		return ""
 	}
-	return ""
+	return "" // shown above the form
 }
 
 func (c *Console) createClass(w http.ResponseWriter, r *http.Request) {

@@ -5,8 +5,11 @@
 // JSON API, called in-process through the http.Handler given to New, so the
 // console sees exactly what any other API client sees.
 //
-//	api := srv.APIHandler()
-//	http.Handle("/", console.New(api, console.Options{Token: srv.Token()}))
+//	mux := http.NewServeMux()
+//	mux.Handle("/api/", api) // the serve API
+//	mux.Handle("/", console.New(mux, console.Options{Token: token}))
+//
+// (serve.Server.Handler does exactly this.)
 package console
 
 import (

@@ -89,6 +89,23 @@ func TestPages(t *testing.T) {
 					t.Errorf("GET %s: %s does not contain %q", tt.path, sel, want)
 				}
 			}
+			labelled := map[string]bool{}
+			for _, l := range findAll(doc, "label[for]") {
+				v, _ := attr(l, "for")
+				labelled[v] = true
+			}
+			for _, tag := range []string{"input", "select", "textarea"} {
+				for _, n := range findAll(doc, tag) {
+					if typ, _ := attr(n, "type"); typ == "hidden" {
+						continue
+					}
+					id, _ := attr(n, "id")
+					if _, aria := attr(n, "aria-label"); !labelled[id] && !aria {
+						name, _ := attr(n, "name")
+						t.Errorf("GET %s: %s name=%q id=%q has no label", tt.path, tag, name, id)
+					}
+				}
+			}
 			if tt.admin != (len(findAll(doc, "a[data-test=nav-board]")) > 0) {
 				t.Errorf("GET %s: the admin navigation shown = %v, want %v", tt.path, !tt.admin, tt.admin)
 			}

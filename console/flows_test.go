@@ -192,8 +192,9 @@ func TestTraineeFlow(t *testing.T) {
 	if r := findAll(doc, "[data-test=result]"); len(r) == 0 || !strings.Contains(text(r[0]), "renew <it>") || !strings.Contains(text(r[0]), "The certificate has expired") {
 		t.Errorf("the result does not repeat the answer in plain words and the fix")
 	}
-	if resp := cl.post(base+"/answer", url.Values{"csrf": {csrf}, "code": {"AUTH_FAILED"}}); resp.status != http.StatusConflict {
-		t.Errorf("a second answer = %d, want 409", resp.status)
+	resp = cl.post(base+"/answer", url.Values{"csrf": {csrf}, "code": {"AUTH_FAILED"}})
+	if resp.status != http.StatusConflict || len(findAll(parseHTML(t, resp.body), "[data-test=form-error]")) != 1 {
+		t.Errorf("a second answer = %d, want 409 with the reason shown", resp.status)
 	}
 }
 
