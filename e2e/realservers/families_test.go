@@ -85,7 +85,7 @@ var familyCases = []realCase{
 }
 
 func init() {
-	cases = append(append(append(cases, familyCases...), openSMTPDCases...), resolverCases...)
+	cases = append(append(append(append(cases, familyCases...), openSMTPDCases...), resolverCases...), courierCases...)
 }
 
 // resolverCases give the customer a validating resolver of her own (BIND)
@@ -164,5 +164,39 @@ var openSMTPDCases = []realCase{
 		services: []service{{"smtp", OpenSMTPDSmall, settings.SecurityNone}},
 		noLogin:  true,
 		message:  "big",
+	},
+}
+
+// courierCases run against Courier-IMAP and Courier POP3, unpacked from
+// their .debs, with the packages' own configuration and delays.
+var courierCases = []realCase{
+	{
+		name:     "courier-healthy",
+		family:   FamilyCourier,
+		setup:    "Courier-IMAP (IMAPS through couriertls) and Courier POP3 with STLS, authdaemond with the userdb module, the packages' configuration; good certificate",
+		want:     rootcause.Healthy,
+		services: []service{{"imaps", CourierIMAPS, ""}, {"pop3", CourierPOP3, ""}},
+	},
+	{
+		name:     "courier-wrong-password",
+		family:   FamilyCourier,
+		setup:    "Courier-IMAP with STARTTLS and Courier POP3S; the customer types an old password; authlib's delay of a refused login (5 s) is on",
+		want:     rootcause.AuthFailed,
+		services: []service{{"imap", CourierIMAP, ""}, {"pop3s", CourierPOP3S, ""}},
+		password: func(right string) string { return "old-" + right },
+	},
+	{
+		name:     "courier-tls-required",
+		family:   FamilyCourier,
+		setup:    "Courier-IMAP and Courier POP3 with IMAP_TLS_REQUIRED=1 and POP3_TLS_REQUIRED=1; the customer configured no encryption",
+		want:     rootcause.AuthRequiresTLS,
+		services: []service{{"imap", CourierIMAPTLSRequired, settings.SecurityNone}, {"pop3", CourierPOP3TLSRequired, settings.SecurityNone}},
+	},
+	{
+		name:     "courier-expired-cert",
+		family:   FamilyCourier,
+		setup:    "Courier-IMAP and Courier POP3 over couriertls (GnuTLS) present a certificate that expired yesterday",
+		want:     rootcause.TLSCertExpired,
+		services: []service{{"imaps", CourierIMAPSExpired, ""}, {"pop3s", CourierPOP3SExpired, ""}},
 	},
 }
