@@ -4,6 +4,7 @@ package realservers
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/maillab/maillab/rootcause"
 	"github.com/maillab/maillab/settings"
@@ -184,6 +185,10 @@ var courierCases = []realCase{
 		want:     rootcause.AuthFailed,
 		services: []service{{"imap", CourierIMAP, ""}, {"pop3s", CourierPOP3S, ""}},
 		password: func(right string) string { return "old-" + right },
+		// Courier answers a refused login 5 s late, right at the
+		// harness's 5 s default (a client waits 60 s or more): with it the
+		// case read SERVER_SLOW under load.
+		timeout: 15 * time.Second,
 	},
 	{
 		name:     "courier-tls-required",
