@@ -23,7 +23,7 @@ import (
 // file-alteration monitor imapd asks for after a login; without it every
 // login gets an "[ALERT] Filesystem notification initialization error".
 var CourierPackages = []string{
-	"courier-base", "courier-imap", "courier-pop",
+	"courier-base", "courier-imap", "courier-pop", "courier-mta",
 	"courier-authlib", "courier-authdaemon", "courier-authlib-userdb",
 	"libcourier-unicode4", "libltdl7", "libgamin0", "gamin",
 }
@@ -45,6 +45,9 @@ const (
 	// CourierIMAPSExpired and CourierPOP3SExpired present CertExpired.
 	CourierIMAPSExpired = "imaps-expired@courier"
 	CourierPOP3SExpired = "pop3s-expired@courier"
+	// CourierSubmission is Courier's esmtpd as esmtpd-msa configures it
+	// (port 587), with STARTTLS and AUTH after it (ESMTPAUTH_TLS).
+	CourierSubmission = "submission@courier"
 )
 
 // CourierConfig configures StartCourier.
@@ -95,6 +98,7 @@ type Courier struct {
 type courierListener struct {
 	name     string
 	pop3     bool
+	smtp     bool
 	implicit bool
 	cert     Cert
 	// env are settings of the configuration files the listener changes.
@@ -110,6 +114,7 @@ var courierListeners = []courierListener{
 	{name: CourierPOP3TLSRequired, pop3: true, cert: CertGood, env: []string{"POP3_TLS_REQUIRED=1"}},
 	{name: CourierIMAPSExpired, implicit: true, cert: CertExpired},
 	{name: CourierPOP3SExpired, pop3: true, implicit: true, cert: CertExpired},
+	{name: CourierSubmission, smtp: true, cert: CertGood},
 }
 
 // StartCourier starts Courier's listeners; they are stopped when the test
@@ -128,7 +133,7 @@ func StartCourier(t testing.TB, cfg CourierConfig) *Courier {
 		}
 	}
 	dir := c.Dir
-	for _, d := range []string{"etc/courier", "etc-upper", "etc-work", "run/courier/authdaemon"} {
+	for _, d := range []string{"etc/courier", "etc-upper", "etc-work", "run/courier/authdaemon", "var-upper", "var-work", "usr/bin"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -140,13 +145,43 @@ func StartCourier(t testing.TB, cfg CourierConfig) *Courier {
 			continue
 		}
 		for _, e := range entries {
-			if e.Type().IsRegular() {
+			switch {
+			case e.Type().IsRegular():
 				copyFile(t, filepath.Join(src, e.Name()), filepath.Join(dir, "etc/courier", e.Name()), 0o644)
+			case e.IsDir():
+				sub, err := os.ReadDir(filepath.Join(src, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Join(dir, "etc/courier", e.Name()), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range sub {
+					if f.Type().IsRegular() {
+						copyFile(t, filepath.Join(src, e.Name(), f.Name()), filepath.Join(dir, "etc/courier", e.Name(), f.Name()), 0o644)
+					}
+				}
 			}
 		}
 	}
 	// authdaemond: the userdb module only (the package's default is PAM,
 	// the system's users).
+	// The MTA's tables: this host, its hosted domain (addresses looked
+	// up whole in the userdb), the domains it accepts mail for.
+	writeFile(t, filepath.Join(dir, "etc/courier/me"), []byte(MailHost+"\n"), 0o644)
+	writeFile(t, filepath.Join(dir, "etc/courier/defaultdomain"), []byte(Domain+"\n"), 0o644)
+	writeFile(t, filepath.Join(dir, "etc/courier/locals"), []byte("localhost\n"), 0o644)
+	for _, d := range []string{"hosteddomains", "esmtpacceptmailfor.dir"} {
+		if err := os.MkdirAll(filepath.Join(dir, "etc/courier", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "etc/courier", d, "maillab"), []byte(Domain+"\n"), 0o644)
+	}
+	// courier-base's postinst points /usr/bin/makedat at makedat.courier
+	// (update-alternatives); the make* scripts run it by that name.
+	if err := os.Symlink("/usr/lib/courier/makedat", filepath.Join(dir, "usr/bin/makedat")); err != nil {
+		t.Fatal(err)
+	}
 	rc, err := os.ReadFile(filepath.Join(dir, "etc/courier/authdaemonrc"))
 	if err != nil {
 		t.Fatalf("courier: %v (is %s among the packages?)", err, "courier-authdaemon")
@@ -197,6 +232,27 @@ func StartCourier(t testing.TB, cfg CourierConfig) *Courier {
 			courierUID, _ = strconv.Atoi(f[2])
 		}
 	}
+	// The MTA's queue, owned by courier as courier-base's statoverrides
+	// make it.
+	// /var and /var/lib of the overlay take the modes of these.
+	if err := os.MkdirAll(filepath.Join(dir, "var/lib/courier"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"msgq", "msgs", "tmp", "track", "filters", "allfilters"} {
+		q := filepath.Join(dir, "var/lib/courier", d)
+		if err := os.MkdirAll(q, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(q, courierUID, courierUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "var/lib/courier/tmp"), 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(dir, "var/lib/courier"), courierUID, courierUID); err != nil {
+		t.Fatal(err)
+	}
 	// couriertls wants the key and the certificate chain in one file,
 	// readable by the user courier: the login programs drop to it before
 	// STARTTLS (courier-base's mkimapdcert chowns it so).
@@ -229,14 +285,21 @@ func StartCourier(t testing.TB, cfg CourierConfig) *Courier {
 			// with a handler, and every daemon of the namespace with it.
 			"trap 'exit 0' TERM INT",
 			"mount -t overlay overlay -o lowerdir=" + filepath.Join(dir, "etc") + ":/etc,upperdir=" + filepath.Join(dir, "etc-upper") + ",workdir=" + filepath.Join(dir, "etc-work") + " /etc",
-			"mount -t overlay overlay -o lowerdir=" + strings.Join(usrs, ":") + ":/usr /usr",
+			"mount -t overlay overlay -o lowerdir=" + filepath.Join(dir, "usr") + ":" + strings.Join(usrs, ":") + ":/usr /usr",
+			"mount -t overlay overlay -o lowerdir=" + filepath.Join(dir, "var") + ":/var,upperdir=" + filepath.Join(dir, "var-upper") + ",workdir=" + filepath.Join(dir, "var-work") + " /var",
 			"mount --bind " + filepath.Join(dir, "run") + " /run",
 			"makeuserdb",
+			"makeacceptmailfor",
+			"makehosteddomains",
+			"makesmtpaccess",
+			"makealiases",
 			// gam_server is the one imapd's libgamin would start (and
 			// leave running, in a session of its own); started here it
 			// stays in the daemon's process group.
 			"setpriv --reuid=mail --regid=mail --clear-groups /usr/libexec/gam_server --notimeout &",
 			"/usr/lib/courier/courier-authlib/authdaemond &",
+			// The MTA's scheduler, as courierctl.start runs it.
+			"(set -a; . /etc/courier/courierd; cd /usr; exec /usr/lib/courier/courier/courierd) &",
 		}
 		for i, l := range courierListeners {
 			addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))
@@ -278,6 +341,9 @@ func StartCourier(t testing.TB, cfg CourierConfig) *Courier {
 // package's start scripts (/usr/lib/courier/imapd, imapd-ssl, pop3d,
 // pop3d-ssl) run it, with the configuration files' settings exported.
 func (l courierListener) command(port int) string {
+	if l.smtp {
+		return l.esmtpdCommand(port)
+	}
 	conf := []string{"/etc/courier/imapd", "/etc/courier/imapd-ssl"}
 	login := "/usr/lib/courier/courier/imaplogin /usr/bin/imapd Maildir"
 	starttls := "IMAP_STARTTLS=YES"
@@ -303,5 +369,20 @@ func (l courierListener) command(port int) string {
 		b.WriteString("/usr/bin/couriertls -server -tcpd -user=courier ")
 	}
 	b.WriteString(login)
+	return b.String()
+}
+
+// esmtpdCommand runs esmtpd as /usr/lib/courier/esmtpd runs it when
+// invoked as esmtpd-msa, with AUTH offered after STARTTLS. BOFHCHECKDNS
+// is off: it looks the sender's domain up in the system's DNS, where the
+// test domain does not exist (a public domain would pass).
+func (l courierListener) esmtpdCommand(port int) string {
+	var b strings.Builder
+	b.WriteString("set -a; prefix=/usr; exec_prefix=/usr; sbindir=/usr/sbin; sysconfdir=/etc/courier; . /etc/courier/esmtpd; . /etc/courier/esmtpd-msa")
+	b.WriteString(`; ESMTPAUTH_TLS="LOGIN PLAIN"; BOFHCHECKDNS=0; TLS_DHPARAMS=; TLS_CERTFILE=/etc/courier/` + string(l.cert) + ".pem")
+	for _, e := range l.env {
+		b.WriteString("; " + e)
+	}
+	fmt.Fprintf(&b, "; cd /usr; exec /usr/sbin/couriertcpd -noidentlookup -user=$MAILUSER -group=$MAILGROUP -address=127.0.0.1 -maxprocs=$MAXDAEMONS -maxperc=$MAXPERC -maxperip=$MAXPERIP %d /usr/sbin/courieresmtpd", port)
 	return b.String()
 }
