@@ -115,3 +115,37 @@ func TestCatalogDocMatchesTable(t *testing.T) {
 	}
 	t.Log("run go test ./rootcause -update to regenerate the doc's table from rootcause.All")
 }
+
+// TestEveryCodeHasATitle: the console shows a trainee each code's title
+// and its layer's title, so every row has a short plain title that is not
+// the code, and every layer has a unique id and a title.
+func TestEveryCodeHasATitle(t *testing.T) {
+	titles := map[string]Code{}
+	for _, info := range All {
+		switch {
+		case info.Title == "":
+			t.Errorf("%s: no title", info.Code)
+		case len(info.Title) > 90 || strings.Contains(info.Title, "\n"):
+			t.Errorf("%s: title %q is not one short line", info.Code, info.Title)
+		case strings.Contains(info.Title, string(info.Code)) || strings.Contains(info.Title, "_"):
+			t.Errorf("%s: title %q uses a code, not plain words", info.Code, info.Title)
+		}
+		if other, ok := titles[info.Title]; ok {
+			t.Errorf("%s and %s share the title %q", other, info.Code, info.Title)
+		}
+		titles[info.Title] = info.Code
+	}
+	ids := map[string]Layer{}
+	for l := LayerResolver; l <= LayerHealthy; l++ {
+		if l.ID() == "" || l.Title() == "" {
+			t.Errorf("layer %d: id %q, title %q; want both", l, l.ID(), l.Title())
+		}
+		if other, ok := ids[l.ID()]; ok {
+			t.Errorf("layers %d and %d share the id %q", other, l, l.ID())
+		}
+		ids[l.ID()] = l
+	}
+	if Layer(0).ID() != "" || (LayerHealthy+1).Title() != "" {
+		t.Errorf("a value that is not a layer has an id or a title")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,7 +44,14 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		pattern := rt.Method + " " + rt.Path
-		mux.Handle(pattern, s.metrics.instrument(pattern, s.authenticated(s.errors(rt.Handle))))
+		h := s.errors(rt.Handle)
+		switch {
+		case strings.HasPrefix(rt.Path, "/api/v1/trainee/"):
+			h = traineeHeaders(h)
+		case !rt.public():
+			h = s.authenticated(h)
+		}
+		mux.Handle(pattern, s.metrics.instrument(pattern, h))
 	}
 	mux.Handle("/api/", s.authenticated(s.errors(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "", "no endpoint %s %s (GET /api/v1/openapi.json lists them)", r.Method, r.URL.Path)
@@ -64,6 +72,13 @@ func (s *Server) Handler() http.Handler {
 type route struct {
 	Method, Path string
 	Handle       func(w http.ResponseWriter, r *http.Request) error
+}
+
+// public reports whether the route needs no token: the trainee API, where
+// the key in the path is the credential, and the list of root causes a
+// trainee answers from (the catalog's public codes).
+func (rt route) public() bool {
+	return strings.HasPrefix(rt.Path, "/api/v1/trainee/") || rt.Path == "/api/v1/root-causes"
 }
 
 func (s *Server) routes() []route {
@@ -89,20 +104,88 @@ func (s *Server) routes() []route {
 		{"DELETE", "/api/v1/labs/{id}/messages/{mid}", s.deleteMessage},
 		{"POST", "/api/v1/labs/{id}/diagnose", s.diagnose},
 		{"GET", "/api/v1/openapi.json", s.openAPI},
+		{"GET", "/api/v1/root-causes", s.listRootCauses},
+		{"GET", "/api/v1/classes", s.listClasses},
+		{"POST", "/api/v1/classes", s.createClass},
+		{"GET", "/api/v1/classes/{cid}", s.getClass},
+		{"DELETE", "/api/v1/classes/{cid}", s.deleteClass},
+		{"GET", "/api/v1/classes/{cid}/events", s.classEvents},
+		{"GET", "/api/v1/classes/{cid}/results.csv", s.resultsCSV},
+		{"GET", "/api/v1/classes/{cid}/results.json", s.resultsJSON},
+		{"GET", "/api/v1/classes/{cid}/debrief", s.debrief},
+		{"GET", "/api/v1/trainee/{key}", s.traineeHome},
+		{"GET", "/api/v1/trainee/{key}/tickets/{tid}", s.traineeTicket},
+		{"GET", "/api/v1/trainee/{key}/tickets/{tid}/ca.pem", s.traineeCA},
+		{"GET", "/api/v1/trainee/{key}/tickets/{tid}/settings.json", s.traineeSettingsJSON},
+		{"POST", "/api/v1/trainee/{key}/tickets/{tid}/hints", s.traineeHint},
+		{"POST", "/api/v1/trainee/{key}/tickets/{tid}/answer", s.traineeAnswer},
 	}
 }
 
 // authenticated requires the token as "Authorization: Bearer TOKEN" or as
-// the cookie the console URL sets.
+// the cookie the console URL sets. A browser sends the cookie with
+// requests other sites make it send, so a request that changes something
+// and is authenticated by the cookie alone must come from our own pages
+// (sameOrigin); the Bearer header no other site can set.
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.tokenOK(r) {
+			if !bearer(r) && !safeMethod(r.Method) {
+				if why := sameOrigin(r); why != "" {
+					writeError(w, errorf(http.StatusForbidden, "", "cross-site request refused: %s", why))
+					return
+				}
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="maillab"`)
 		writeError(w, errorf(http.StatusUnauthorized, "", "missing or wrong token: send Authorization: Bearer TOKEN (the token is in the data directory's token file)"))
 	})
+}
+
+// traineeHeaders keeps a trainee's answers out of caches (they hold the
+// account's password) and the key in the URL out of Referer headers.
+func traineeHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func bearer(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrigin says why r is not a same-origin request, or "" if it is.
+// Fetch metadata first (Sec-Fetch-Site, sent by every current browser);
+// without it the Origin header must name this host. Chromium sends
+// "Origin: null" on some same-origin requests (a form after a redirect),
+// so null passes only with Sec-Fetch-Site: same-origin.
+func sameOrigin(r *http.Request) string {
+	site, origin := r.Header.Get("Sec-Fetch-Site"), r.Header.Get("Origin")
+	if origin != "" && origin != "null" {
+		u, err := url.Parse(origin)
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			return fmt.Sprintf("Origin %q is not this server (%s)", origin, r.Host)
+		}
+	}
+	switch {
+	case site == "same-origin":
+		return ""
+	case site != "":
+		return fmt.Sprintf("Sec-Fetch-Site is %q, want same-origin", site)
+	case origin == "null":
+		return "Origin null without Sec-Fetch-Site: same-origin"
+	case origin == "":
+		return "neither Sec-Fetch-Site nor Origin: send the token as Authorization: Bearer"
+	}
+	return ""
 }
 
 func (s *Server) tokenOK(r *http.Request) bool {
@@ -122,7 +205,11 @@ func (s *Server) errors(h func(w http.ResponseWriter, r *http.Request) error) ht
 		if err := h(w, r); err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) {
-				s.logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+				path := r.URL.Path
+				if strings.HasPrefix(path, "/api/v1/trainee/") {
+					path = r.Pattern // the path holds a trainee's key: keep it out of the log
+				}
+				s.logger.Error("api", "method", r.Method, "path", path, "err", err)
 				ae = errorf(http.StatusInternalServerError, "", "%s", err)
 			}
 			writeError(w, ae)
@@ -329,10 +416,27 @@ func (s *Server) createLab(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusBadRequest, "ports."+name, "port %d out of range 0-65535", p)
 		}
 	}
+	m, err := s.launch(r.Context(), rec, sc, req.Ports)
+	if err != nil {
+		return err
+	}
+	v, err := s.labView(m)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/labs/"+rec.ID)
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// launch gives rec the scenario's faults, starts the lab on ports (nil:
+// free ports) under the --max-labs limit, saves its record and returns it
+// running. Labs of the API and of classes' tickets start here alike.
+func (s *Server) launch(ctx context.Context, rec *labRecord, sc *scenarios.Scenario, ports map[string]int) (*managedLab, error) {
 	if sc != nil {
 		fs, err := specsFromScenario(sc)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for i := range fs {
 			fs[i].ID = "f" + strconv.Itoa(rec.NextFault)
@@ -344,11 +448,11 @@ func (s *Server) createLab(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return errorf(http.StatusServiceUnavailable, "", "server is shutting down")
+		return nil, errorf(http.StatusServiceUnavailable, "", "server is shutting down")
 	}
 	if len(s.labs) >= s.opts.MaxLabs {
 		s.mu.Unlock()
-		return errorf(http.StatusTooManyRequests, "", "%d labs are running, the limit (--max-labs); delete one first", len(s.labs))
+		return nil, errorf(http.StatusTooManyRequests, "", "%d labs are running, the limit (--max-labs); delete one first", len(s.labs))
 	}
 	for s.labs[rec.ID] != nil {
 		rec.ID = newID()
@@ -366,12 +470,12 @@ func (s *Server) createLab(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.newManaged(rec, sc)
 	if err != nil {
 		release()
-		return err
+		return nil, err
 	}
 	m.mu.Lock()
-	err = s.start(m, req.Ports)
+	err = s.start(m, ports)
 	if err == nil {
-		err = s.store.insertLab(r.Context(), rec)
+		err = s.store.insertLab(ctx, rec)
 		if err != nil {
 			m.stop()
 		}
@@ -381,20 +485,14 @@ func (s *Server) createLab(w http.ResponseWriter, r *http.Request) error {
 		release()
 		m.hub.close()
 		os.RemoveAll(m.dir)
-		return startError(err)
+		return nil, startError(err)
 	}
 	m.hub.publish(Event{Kind: EventLab, Text: "lab started"})
 	s.mu.Lock()
 	s.labs[rec.ID] = m
 	s.mu.Unlock()
 	s.metrics.labs.Inc()
-	v, err := s.labView(m)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Location", "/api/v1/labs/"+rec.ID)
-	writeJSON(w, http.StatusCreated, v)
-	return nil
+	return m, nil
 }
 
 // startError maps a failure to start a lab: a taken port is 409, a bad
@@ -476,6 +574,16 @@ func (s *Server) deleteLab(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.remove(context.WithoutCancel(r.Context()), m); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// remove closes the lab (its ports are free when it returns, connected
+// clients are cut) and deletes its directory and its record.
+func (s *Server) remove(ctx context.Context, m *managedLab) error {
 	s.mu.Lock()
 	if s.labs[m.rec.ID] != m {
 		s.mu.Unlock()
@@ -492,13 +600,12 @@ func (s *Server) deleteLab(w http.ResponseWriter, r *http.Request) error {
 	if cerr != nil {
 		s.logger.Warn("close lab", "lab", m.rec.ID, "err", cerr)
 	}
-	if err := s.store.deleteLab(context.WithoutCancel(r.Context()), m.rec.ID); err != nil {
+	if err := s.store.deleteLab(ctx, m.rec.ID); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(m.dir); err != nil {
 		return fmt.Errorf("remove lab directory: %w", err)
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
@@ -583,29 +690,58 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.stream(w, r, m.hub, since, nil, func(ev Event) (string, []byte) {
+		data, _ := json.Marshal(ev)
+		return ev.Kind, data
+	})
+	return nil
+}
+
+// stream serves a hub's events as Server-Sent Events after since (after a
+// "retry:" line): each
+// event as "id: SEQ", "event:" and "data:" from format, keep-alive
+// comments every 15 s, an "event: dropped" when the client's bounded
+// buffer overflowed and an "event: closed" when the hub closes. prelude
+// (may be nil) writes first, after the subscription is taken, so nothing
+// published meanwhile is lost; it returns the sequence number its writes
+// cover (later events only follow).
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, h *hub, since uint64, prelude func(send func(id uint64, event string, data []byte) error) (uint64, error), format func(Event) (string, []byte)) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	backlog, sub, cancel := m.hub.subscribe(since, s.opts.EventBuffer)
+	// A browser's EventSource reconnects after retry ms; its default (3 s
+	// in Chromium) is stated here so every client waits the same.
+	io.WriteString(w, "retry: 3000\n\n")
+	backlog, sub, cancel := h.subscribe(since, s.opts.EventBuffer)
 	defer cancel()
 	s.metrics.sse.Inc()
 	defer s.metrics.sse.Dec()
+	write := func(id uint64, event string, data []byte) error {
+		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", id, event, data)
+		return err
+	}
 	last := since
+	if prelude != nil {
+		upTo, err := prelude(write)
+		if err != nil {
+			return
+		}
+		last = max(last, upTo)
+	}
 	send := func(ev Event) error {
 		if ev.Seq <= last {
 			return nil
 		}
 		last = ev.Seq
-		data, _ := json.Marshal(ev)
-		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		_, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Kind, data)
-		return err
+		event, data := format(ev)
+		return write(ev.Seq, event, data)
 	}
 	for _, ev := range backlog {
 		if err := send(ev); err != nil {
-			return nil
+			return
 		}
 	}
 	rc.Flush()
@@ -615,28 +751,28 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	for {
 		select {
 		case <-r.Context().Done():
-			return nil
+			return
 		case <-keepalive.C:
 			rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
-				return nil
+				return
 			}
 		case ev, ok := <-sub.ch:
 			if !ok {
-				fmt.Fprintf(w, "event: closed\ndata: {\"text\":\"lab deleted or server stopping\"}\n\n")
+				fmt.Fprintf(w, "event: closed\ndata: {\"text\":\"deleted or server stopping\"}\n\n")
 				rc.Flush()
-				return nil
+				return
 			}
 			if d := sub.dropped.Load(); d > reported {
 				fmt.Fprintf(w, "event: dropped\ndata: {\"dropped\":%d}\n\n", d-reported)
 				reported = d
 			}
 			if err := send(ev); err != nil {
-				return nil
+				return
 			}
 		}
 		if err := rc.Flush(); err != nil {
-			return nil
+			return
 		}
 	}
 }

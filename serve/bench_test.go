@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,3 +209,47 @@ func BenchmarkClassroom(b *testing.B) {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// BenchmarkClassCreate creates a class of 40 trainees × 5 scenarios (200
+// labs) in one POST /api/v1/classes and deletes it, reporting both times.
+//
+//	go test -run '^$' -bench ClassCreate -benchtime 1x ./serve/
+func BenchmarkClassCreate(b *testing.B) {
+	names := []string{"expired-cert", "wrong-password", "starttls-stripped", "dns-poisoned", "lockout-after-retries"}
+	srv, err := New(Options{DataDir: b.TempDir(), CloseGrace: 50 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for i := 0; i < b.N; i++ {
+		body, _ := json.Marshal(map[string]any{"name": "bench", "count": 40, "scenarios": names})
+		req, _ := http.NewRequest("POST", ts.URL+"/api/v1/classes", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+srv.Token())
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var c struct {
+			ID string `json:"id"`
+		}
+		json.NewDecoder(resp.Body).Decode(&c)
+		resp.Body.Close()
+		created := time.Since(start)
+		if resp.StatusCode != http.StatusCreated || srv.Labs() != 200 {
+			b.Fatalf("POST /classes = %d with %d labs", resp.StatusCode, srv.Labs())
+		}
+		req, _ = http.NewRequest("DELETE", ts.URL+"/api/v1/classes/"+c.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+srv.Token())
+		start = time.Now()
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		b.ReportMetric(created.Seconds(), "create-s")
+		b.ReportMetric(time.Since(start).Seconds(), "delete-s")
+	}
+}

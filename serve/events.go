@@ -35,6 +35,9 @@ type Event struct {
 	// Dir is "C" (client sent), "S" (server sent) or "*" (lab note).
 	Dir  string `json:"dir,omitempty"`
 	Text string `json:"text"`
+	// data is the SSE data of an event that is not a lab's (a class's
+	// "ticket" event carries the ticket's JSON).
+	data []byte
 }
 
 // eventKind classifies a transcript entry. Faults write their actions as
@@ -111,6 +114,13 @@ func (h *hub) publish(ev Event) {
 	if h.onEvent != nil {
 		h.onEvent(ev)
 	}
+}
+
+// last returns the sequence number of the latest event.
+func (h *hub) last() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq
 }
 
 // since returns the kept events after seq, at most limit.

@@ -90,6 +90,8 @@ type managedLab struct {
 	ca  *pki.CA
 	dir string
 	hub *hub
+	// clients tells the lab's real clients from its own (classes.go).
+	clients labClients
 
 	mu       sync.Mutex // guards what follows and serialises rebuilds
 	l        *lab.Lab
@@ -164,6 +166,11 @@ func loadOrMakeCA(dir string) (*pki.CA, error) {
 // start builds and starts the lab with the record's faults on the given
 // ports (nil: free ports). Call with m.mu held.
 func (s *Server) start(m *managedLab, ports map[string]int) error {
+	// A fault's simulated client (the lockout fault's stale phone) logs
+	// in while the lab starts: not a trainee's client.
+	m.clients.gen.Add(1)
+	m.clients.starting.Store(true)
+	defer m.clients.starting.Store(false)
 	var fs []lab.Fault
 	for i, spec := range m.rec.Faults {
 		f, err := spec.build()

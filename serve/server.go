@@ -73,6 +73,9 @@ type Server struct {
 	closed bool
 
 	eventsDropped atomic.Uint64
+
+	// cls holds the classes of trainees (classes.go).
+	cls classState
 }
 
 // New opens the data directory (creating it), the database and the token,
@@ -121,6 +124,10 @@ func New(opts Options) (*Server, error) {
 	}
 	if err := s.restore(); err != nil {
 		s.store.Close()
+		return nil, err
+	}
+	if err := s.restoreClasses(); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -205,7 +212,10 @@ func (s *Server) newManaged(rec *labRecord, sc *scenarios.Scenario) (*managedLab
 		return nil, err
 	}
 	m := &managedLab{rec: rec, sc: sc, ca: ca, dir: dir}
-	m.hub = newHub(s.opts.KeepEvents, &s.eventsDropped, s.metrics.observe)
+	m.hub = newHub(s.opts.KeepEvents, &s.eventsDropped, func(ev Event) {
+		s.metrics.observe(ev)
+		s.labEvent(m, ev)
+	})
 	return m, nil
 }
 
@@ -281,6 +291,7 @@ func (s *Server) Close() error {
 		}()
 	}
 	wg.Wait()
+	s.closeClasses()
 	return s.store.Close()
 }
 

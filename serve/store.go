@@ -28,6 +28,37 @@ var Migrations = []string{
 		faults        TEXT NOT NULL DEFAULT '[]',
 		next_fault    INTEGER NOT NULL DEFAULT 1
 	)`,
+	// 2-4: classes of trainees, each trainee with a secret key and
+	// tickets; a ticket is one scenario in its own lab (labs.id) with the
+	// trainee's progress: times, hints revealed and the one answer.
+	`CREATE TABLE classes (
+		id          TEXT PRIMARY KEY,
+		name        TEXT NOT NULL,
+		created     TEXT NOT NULL,
+		scenarios   TEXT NOT NULL DEFAULT '[]',
+		assignment  TEXT NOT NULL DEFAULT 'all',
+		per_trainee INTEGER NOT NULL DEFAULT 1
+	)`,
+	`CREATE TABLE trainees (
+		id       TEXT PRIMARY KEY,
+		class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+		pos      INTEGER NOT NULL,
+		name     TEXT NOT NULL,
+		key      TEXT NOT NULL UNIQUE
+	)`,
+	`CREATE TABLE tickets (
+		id           TEXT PRIMARY KEY,
+		trainee_id   TEXT NOT NULL REFERENCES trainees(id) ON DELETE CASCADE,
+		pos          INTEGER NOT NULL,
+		scenario     TEXT NOT NULL,
+		lab_id       TEXT NOT NULL,
+		opened_at    TEXT NOT NULL DEFAULT '',
+		connected_at TEXT NOT NULL DEFAULT '',
+		answered_at  TEXT NOT NULL DEFAULT '',
+		hints_used   INTEGER NOT NULL DEFAULT 0,
+		answer_code  TEXT NOT NULL DEFAULT '',
+		answer_fix   TEXT NOT NULL DEFAULT ''
+	)`,
 }
 
 // Store is the serve database: an embedded SQLite file in the data
