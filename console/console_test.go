@@ -37,7 +37,7 @@ func TestPages(t *testing.T) {
 			"form[data-test=diagnose][action=/labs/lab1/diagnose]",
 			"form[data-test=delete-lab][action=/labs/lab1/delete]",
 			"a[data-test=mailbox][href=/labs/lab1/messages]",
-		}, map[string]string{"[data-test=settings-card]": "s3cret-pw", "[data-test=dns]": "127.0.0.1:5353"}},
+		}, map[string]string{"[data-test=settings-card]": "s3cret-pw", "[data-test=dns]": "127.0.0.1:5353", "[data-test=lab-story]": fakeScenarioStory}},
 		{"mailbox", "/labs/lab1/messages", true, []string{
 			"tr[data-test=message-row][data-message=m1] a[href=/labs/lab1/messages/m1]", "form[data-test=clear-mailbox]",
 		}, map[string]string{"[data-test=message-row]": "1.2 KiB"}},
@@ -68,7 +68,7 @@ func TestPages(t *testing.T) {
 			"[data-test=story]", "[data-test=settings-card]", "a[data-test=ca-download][href=/api/v1/trainee/ann-key/tickets/tk1/ca.pem]",
 			"[data-test=instructions]", "form[data-test=answer-form] select[name=code] optgroup option[value=TLS_CERT_EXPIRED]",
 			"form[data-test=answer-form] textarea[name=fix]", "button[data-test=submit-answer]", "form[data-test=hint]", "[data-test=hints]",
-		}, map[string]string{"[data-test=instructions]": "--resolve mail.example.test:2587:$ADDR_mail_example_test", "[data-test=story]": fakeScenarioStory}},
+		}, map[string]string{"[data-test=instructions]": "--resolve mail.example.test:2587:${ADDR_mail_example_test:?", "[data-test=story]": fakeScenarioStory}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

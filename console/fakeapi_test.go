@@ -109,6 +109,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			{"name": "healthy", "title": "Healthy", "section": "–", "root_cause": "HEALTHY", "story": "works", "fix": ""},
 			{"name": "mailbox-full", "title": "Mailbox full", "section": "–", "root_cause": "MAILBOX_FULL", "story": "full", "fix": "clean"},
 		})
+	case route == "GET /api/v1/scenarios/expired-cert":
+		reply(200, map[string]string{"name": "expired-cert", "title": "Expired certificate", "section": "4", "root_cause": "TLS_CERT_EXPIRED", "story": fakeScenarioStory, "fix": "renew"})
 	case route == "GET /api/v1/faults":
 		reply(200, []map[string]any{{"name": "expired-certificate", "summary": "serve an expired certificate", "layer": "tls", "knobs": []string{"services"}}})
 	case route == "POST /api/v1/labs":

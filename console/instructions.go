@@ -33,13 +33,16 @@ func curlLines(s settings, dns string) []string {
 	}
 	var lines []string
 	looked := map[string]bool{}
+	// A name the lab's DNS does not resolve (or a DNS server that does
+	// not answer) stops the commands there, saying so: that is the
+	// customer's failure.
 	lookup := func(host string) string {
 		v := "ADDR_" + strings.NewReplacer(".", "_", "-", "_").Replace(host)
 		if !looked[host] {
 			looked[host] = true
-			lines = append(lines, fmt.Sprintf("%s=$(dig +short -p %s @%s %s A | tail -n 1)", v, dnsPort, dnsHost, shellQuote(host)))
+			lines = append(lines, fmt.Sprintf("%s=$(dig +short +time=3 +tries=1 -p %s @%s %s A | grep -E '^[0-9.]+$' | tail -n 1)", v, dnsPort, dnsHost, shellQuote(host)))
 		}
-		return "$" + v
+		return "${" + v + ":?no address for " + host + " from the lab DNS server}"
 	}
 	for _, name := range []string{"submission", "submissions", "smtp"} {
 		sv, ok := s.Services[name]

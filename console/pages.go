@@ -292,6 +292,7 @@ func (c *Console) labs(w http.ResponseWriter, r *http.Request) {
 
 type labPage struct {
 	Lab        labInfo
+	Scenario   *scenario // nil for a healthy or custom lab
 	Card       settingsCard
 	Events     []event
 	Services   []string
@@ -382,6 +383,13 @@ func (c *Console) loadLabPage(r *http.Request, id string) (*labPage, error) {
 		return nil, err
 	}
 	p.Card = makeCard(p.Lab.Settings, "/api/v1/labs/"+esc(id)+"/ca.pem")
+	if p.Lab.Scenario != "" {
+		var sc scenario
+		// A custom scenario (YAML) is not in the catalog: no story then.
+		if c.getJSON(ctx, asAdmin, "/api/v1/scenarios/"+esc(p.Lab.Scenario), &sc) == nil {
+			p.Scenario = &sc
+		}
+	}
 	data, err := c.call(ctx, asAdmin, http.MethodGet, "/api/v1/labs/"+esc(id)+"/transcript", nil)
 	if err != nil {
 		return nil, err

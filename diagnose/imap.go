@@ -8,32 +8,45 @@ import (
 
 	"github.com/maillab/maillab/diagnose/wire"
 	"github.com/maillab/maillab/rootcause"
-	"github.com/maillab/maillab/settings"
 )
 
-// imapFlow probes an IMAP service after its greeting: CAPABILITY,
-// STARTTLS, login, and a read-only fetch (RFC 3501 / RFC 9051).
-func (p *prober) imapFlow(ctx context.Context, s *session) {
-	caps, ok := p.imapCapabilities(s, true)
-	if !ok {
-		return
-	}
-	if p.svc.Security == settings.SecurityStartTLS {
-		if caps, ok = p.imapStartTLS(ctx, s, caps); !ok {
-			return
-		}
-	}
-	if !p.imapLogin(ctx, s, caps) {
-		return
-	}
-	p.imapFetch(s)
-	s.imapCmd("LOGOUT")
+// imapProbe is the IMAP part of a service's plan (RFC 3501 / RFC 9051):
+// CAPABILITY, STARTTLS, login, and a read-only fetch.
+type imapProbe struct {
+	*prober
+	caps []string
 }
+
+func (p *imapProbe) capabilities(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepCapabilities)
+	caps, ok := p.imapCapabilities(st, p.sess, true)
+	p.caps = caps
+	return st.done(ok)
+}
+
+func (p *imapProbe) startTLS(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepStartTLS)
+	caps, ok := p.imapStartTLS(ctx, st, p.sess, p.caps)
+	p.caps = caps
+	return st.done(ok)
+}
+
+func (p *imapProbe) auth(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepAuth)
+	return st.done(p.imapLogin(ctx, st, p.sess, p.caps))
+}
+
+func (p *imapProbe) last(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepFetch)
+	p.imapFetch(st, p.sess)
+	return st.done(true)
+}
+
+func (p *imapProbe) quit() { p.sess.imapCmd("LOGOUT") }
 
 // imapCapabilities takes the capabilities from the greeting's response
 // code or asks for them.
-func (p *prober) imapCapabilities(s *session, fromGreeting bool) ([]string, bool) {
-	st := p.begin(StepCapabilities)
+func (p *imapProbe) imapCapabilities(st *stepRec, s *session, fromGreeting bool) ([]string, bool) {
 	if fromGreeting {
 		if g, err := wire.ParseResponse(p.greeting); err == nil {
 			if caps, ok := g.Capabilities(); ok {
@@ -67,8 +80,7 @@ func (p *prober) imapCapabilities(s *session, fromGreeting bool) ([]string, bool
 
 // imapStartTLS upgrades with STARTTLS (RFC 3501 §6.2.1) and asks for the
 // capabilities again, as the old list must be discarded.
-func (p *prober) imapStartTLS(ctx context.Context, s *session, caps []string) ([]string, bool) {
-	st := p.begin(StepStartTLS)
+func (p *imapProbe) imapStartTLS(ctx context.Context, st *stepRec, s *session, caps []string) ([]string, bool) {
 	if tok := strippedToken(caps, "STARTTLS"); tok != "" {
 		p.stripped(st, fmt.Sprintf("the capabilities list %q where STARTTLS would be (rewritten by an inspecting device)", tok))
 		return caps, false
@@ -98,6 +110,8 @@ func (p *prober) imapStartTLS(ctx context.Context, s *session, caps []string) ([
 			v := classifyIMAP(stageGreeting, resp)
 			st2.fail(v.code, resp.Raw, "the server refused CAPABILITY after STARTTLS: "+v.meaning, "")
 		}
+		then := st2.result()
+		st.res.then = &then
 		return caps, false
 	}
 	var newCaps []string
@@ -106,13 +120,12 @@ func (p *prober) imapStartTLS(ctx context.Context, s *session, caps []string) ([
 			newCaps = append(newCaps, c...)
 		}
 	}
-	p.rep.Steps[st.idx].Evidence += "; capabilities after TLS: " + strings.Join(newCaps, " ")
+	st.step().Evidence += "; capabilities after TLS: " + strings.Join(newCaps, " ")
 	return newCaps, true
 }
 
 // imapLogin logs in once, when safe.
-func (p *prober) imapLogin(ctx context.Context, s *session, caps []string) bool {
-	st := p.begin(StepAuth)
+func (p *imapProbe) imapLogin(ctx context.Context, st *stepRec, s *session, caps []string) bool {
 	defer p.env.gate.finish(p.idx)
 	if strings.HasPrefix(p.greeting, "* PREAUTH") {
 		st.pass("the server pre-authenticated the connection (PREAUTH)")
@@ -174,7 +187,7 @@ func (p *prober) imapLogin(ctx context.Context, s *session, caps []string) bool 
 // clear-text login: LOGINDISABLED, "AUTHENTICATE PLAIN" answered with a
 // continuation (then cancelled with "*", RFC 3501 §6.2.2), and LOGIN with
 // the user name only.
-func (p *prober) imapPlainProbe(st *stepRec, s *session, caps, mechs []string, loginOK bool) {
+func (p *imapProbe) imapPlainProbe(st *stepRec, s *session, caps, mechs []string, loginOK bool) {
 	if !loginOK && !slices.Contains(mechs, "PLAIN") && !slices.Contains(mechs, "LOGIN") {
 		st.fail(rootcause.AuthRequiresTLS, "capabilities: "+strings.Join(caps, " "), "the server disables login without encryption (LOGINDISABLED, RFC 3501 §6.2.3)", "")
 		return
@@ -238,7 +251,7 @@ func (p *prober) imapPlainProbe(st *stepRec, s *session, caps, mechs []string, l
 
 // imapLoginCmd sends LOGIN with quoted strings, or synchronizing literals
 // for values that cannot be quoted (RFC 3501 §4.3).
-func (p *prober) imapLoginCmd(s *session) (wire.Response, error) {
+func (p *imapProbe) imapLoginCmd(s *session) (wire.Response, error) {
 	uq, uok := wire.QuoteIMAP(p.cfg.Username)
 	pq, pok := wire.QuoteIMAP(p.cfg.Password)
 	s.secretSent = true
@@ -271,7 +284,7 @@ func (p *prober) imapLoginCmd(s *session) (wire.Response, error) {
 
 // imapAuthenticate runs AUTHENTICATE (RFC 3501 §6.2.2), with the initial
 // response in the command when the server has SASL-IR (RFC 4959).
-func (p *prober) imapAuthenticate(s *session, mech string, saslIR bool) (wire.Response, error) {
+func (p *imapProbe) imapAuthenticate(s *session, mech string, saslIR bool) (wire.Response, error) {
 	c := newSASL(mech, p.cfg.Username, p.cfg.Password)
 	s.tag++
 	tag := fmt.Sprintf("a%d", s.tag)
@@ -315,8 +328,7 @@ func (p *prober) imapAuthenticate(s *session, mech string, saslIR bool) (wire.Re
 
 // imapFetch opens INBOX read-only (EXAMINE never changes \Recent or flags)
 // and fetches the last message's envelope.
-func (p *prober) imapFetch(s *session) {
-	st := p.begin(StepFetch)
+func (p *imapProbe) imapFetch(st *stepRec, s *session) {
 	resp, untagged, err := s.imapCmd("EXAMINE INBOX")
 	if err != nil {
 		p.sessionFailed(st, "EXAMINE INBOX", err)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/maillab/maillab/diagnose/wire"
 	"github.com/maillab/maillab/rootcause"
-	"github.com/maillab/maillab/settings"
 )
 
 // pop3Caps is what CAPA said (RFC 2449 §5); known is false when the
@@ -34,30 +33,44 @@ func (c pop3Caps) names() []string {
 	return out
 }
 
-// pop3Flow probes a POP3 service after its greeting: CAPA, STLS, login
-// and a read-only STAT/UIDL.
-func (p *prober) pop3Flow(ctx context.Context, s *session) {
-	caps, ok := p.pop3CAPA(s)
-	if !ok {
-		return
-	}
-	if p.svc.Security == settings.SecurityStartTLS {
-		if caps, ok = p.pop3STLS(ctx, s, caps); !ok {
-			return
-		}
-	}
-	if !p.pop3Login(ctx, s, caps) {
-		return
-	}
-	p.pop3Fetch(s)
-	// QUIT enters the UPDATE state (RFC 1939 §6); nothing was marked
-	// deleted, so nothing changes.
-	s.pop3Cmd("QUIT")
+// pop3Probe is the POP3 part of a service's plan: CAPA, STLS, login and
+// a read-only STAT/UIDL.
+type pop3Probe struct {
+	*prober
+	caps pop3Caps
 }
 
-// pop3CAPA asks for the capabilities.
-func (p *prober) pop3CAPA(s *session) (pop3Caps, bool) {
+func (p *pop3Probe) capabilities(ctx context.Context) (stepResult, bool) {
 	st := p.begin(StepCapabilities)
+	caps, ok := p.pop3CAPA(st, p.sess)
+	p.caps = caps
+	return st.done(ok)
+}
+
+func (p *pop3Probe) startTLS(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepStartTLS)
+	caps, ok := p.pop3STLS(ctx, st, p.sess, p.caps)
+	p.caps = caps
+	return st.done(ok)
+}
+
+func (p *pop3Probe) auth(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepAuth)
+	return st.done(p.pop3Login(ctx, st, p.sess, p.caps))
+}
+
+func (p *pop3Probe) last(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepFetch)
+	p.pop3Fetch(st, p.sess)
+	return st.done(true)
+}
+
+// quit enters the UPDATE state (RFC 1939 §6); nothing was marked deleted,
+// so nothing changes.
+func (p *pop3Probe) quit() { p.sess.pop3Cmd("QUIT") }
+
+// pop3CAPA asks for the capabilities.
+func (p *pop3Probe) pop3CAPA(st *stepRec, s *session) (pop3Caps, bool) {
 	c, err := p.readCAPA(s)
 	if err != nil {
 		p.sessionFailed(st, "CAPA", err)
@@ -88,8 +101,7 @@ func (p *prober) readCAPA(s *session) (pop3Caps, error) {
 }
 
 // pop3STLS upgrades with STLS (RFC 2595 §4) and asks CAPA again.
-func (p *prober) pop3STLS(ctx context.Context, s *session, caps pop3Caps) (pop3Caps, bool) {
-	st := p.begin(StepStartTLS)
+func (p *pop3Probe) pop3STLS(ctx context.Context, st *stepRec, s *session, caps pop3Caps) (pop3Caps, bool) {
 	if caps.known {
 		if tok := strippedToken(caps.capa.Names(), "STLS"); tok != "" {
 			p.stripped(st, fmt.Sprintf("CAPA lists %q where STLS would be (rewritten by an inspecting device)", tok))
@@ -120,15 +132,16 @@ func (p *prober) pop3STLS(ctx context.Context, s *session, caps pop3Caps) (pop3C
 	if err != nil {
 		st2 := p.begin(StepCapabilities)
 		p.sessionFailed(st2, "CAPA after STLS", err)
+		then := st2.result()
+		st.res.then = &then
 		return caps, false
 	}
-	p.rep.Steps[st.idx].Evidence += "; CAPA after TLS: " + strings.Join(c.names(), ", ")
+	st.step().Evidence += "; CAPA after TLS: " + strings.Join(c.names(), ", ")
 	return c, true
 }
 
 // pop3Login logs in once, when safe.
-func (p *prober) pop3Login(ctx context.Context, s *session, caps pop3Caps) bool {
-	st := p.begin(StepAuth)
+func (p *pop3Probe) pop3Login(ctx context.Context, st *stepRec, s *session, caps pop3Caps) bool {
 	defer p.env.gate.finish(p.idx)
 	if proceed, noCreds := p.authGateCheck(ctx, st); !proceed || noCreds {
 		return false
@@ -202,7 +215,7 @@ func (p *prober) pop3Login(ctx context.Context, s *session, caps pop3Caps) bool 
 // pop3PlainProbe learns without a secret whether the server would take a
 // clear-text login: CAPA without USER and SASL, or USER alone (the user
 // name is no secret) answered -ERR.
-func (p *prober) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []string, userOK bool) {
+func (p *pop3Probe) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []string, userOK bool) {
 	if caps.known && !userOK && len(mechs) == 0 {
 		st.fail(rootcause.AuthRequiresTLS, "CAPA: "+strings.Join(caps.names(), ", "),
 			"the server offers no login without encryption (CAPA lists neither USER nor SASL mechanisms)", "")
@@ -271,7 +284,7 @@ func (p *prober) pop3PlainProbe(st *stepRec, s *session, caps pop3Caps, mechs []
 }
 
 // pop3UserPass logs in with USER and PASS (RFC 1939 §7).
-func (p *prober) pop3UserPass(s *session) (wire.Status, error) {
+func (p *pop3Probe) pop3UserPass(s *session) (wire.Status, error) {
 	stt, err := s.pop3Cmd("USER " + p.cfg.Username)
 	if err != nil || !stt.OK {
 		return stt, err
@@ -282,7 +295,7 @@ func (p *prober) pop3UserPass(s *session) (wire.Status, error) {
 
 // pop3SASL runs AUTH (RFC 5034) with an initial response when the
 // mechanism has one.
-func (p *prober) pop3SASL(s *session, mech string) (wire.Status, error) {
+func (p *pop3Probe) pop3SASL(s *session, mech string) (wire.Status, error) {
 	c := newSASL(mech, p.cfg.Username, p.cfg.Password)
 	line := "AUTH " + mech
 	if ir := c.initial(); ir != nil {
@@ -320,8 +333,7 @@ func (p *prober) pop3SASL(s *session, mech string) (wire.Status, error) {
 }
 
 // pop3Fetch runs STAT and UIDL of the last message: read-only.
-func (p *prober) pop3Fetch(s *session) {
-	st := p.begin(StepFetch)
+func (p *pop3Probe) pop3Fetch(st *stepRec, s *session) {
 	stt, err := s.pop3Cmd("STAT")
 	if err != nil {
 		p.sessionFailed(st, "STAT", err)

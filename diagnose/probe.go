@@ -21,7 +21,8 @@ import (
 )
 
 // issue is a failure, warning or note, as assemble orders them. Failures
-// are derived from the steps; notes are kept by the step that made them.
+// are derived from the steps' results; notes are kept by the step that
+// made them.
 type issue struct {
 	code     rootcause.Code
 	service  string
@@ -35,11 +36,14 @@ type issue struct {
 	seq int
 }
 
-// stepResult is what one step found beyond its Step line: the words of
-// its failure for people, and the notes it made. It is the step's result,
-// kept once: the step's code and evidence are in its Step, and the
-// findings and the root cause are derived from both (prober.issues).
+// stepResult is what one step found, the value a step returns and the
+// runner records (prober.record): its Step line for the report, its
+// failure in words for people, and the notes it made. It is the only
+// record of the step: the report's steps, the findings and the root cause
+// are all derived from the recorded results (prober.report,
+// prober.issues).
 type stepResult struct {
+	Step
 	// summary and fix say the failure in plain words; "" when it passed.
 	summary, fix string
 	// seq orders the failure among the prober's findings.
@@ -50,23 +54,47 @@ type stepResult struct {
 	// domain's; whether it is an error depends on whether the service
 	// works, decided in assemble.
 	notForDomain *issue
+	// then is a step the step ran on its own after its end (the
+	// capabilities asked again after STARTTLS, when that failed); the
+	// runner records it right after this one.
+	then *stepResult
 }
 
-// prober probes one service.
+// stepFunc runs one step of the plan and returns its result, and whether
+// the plan goes on.
+type stepFunc func(ctx context.Context) (stepResult, bool)
+
+// protoProbe is the protocol-specific part of a service's plan: the steps
+// after the greeting, and the polite goodbye once the last one ran.
+type protoProbe interface {
+	capabilities(ctx context.Context) (stepResult, bool)
+	startTLS(ctx context.Context) (stepResult, bool)
+	auth(ctx context.Context) (stepResult, bool)
+	// last is the fetch (IMAP, POP3) or the send test (SMTP).
+	last(ctx context.Context) (stepResult, bool)
+	// quit ends the session after the last step.
+	quit()
+}
+
+// prober probes one service: the runner, and the steps every protocol
+// shares (DNS, TCP, TLS, greeting). The protocol's own steps are on its
+// probe type (smtpProbe, imapProbe, pop3Probe).
 type prober struct {
 	env   *runEnv
 	cfg   *Config
 	svc   Service
 	proto string
 	idx   int
-	rep   ServiceReport
 
 	// plan is the service's steps in order, computed once (planSteps).
 	plan []string
-	// next is the index in plan of the first step not begun yet.
-	next int
-	// results holds the result of each step of rep.Steps, by index.
+	// results are the recorded results of the steps, in order.
 	results []stepResult
+	// begun counts the steps begun; a step's index in results is its
+	// number.
+	begun int
+	// cur is the step in progress, which notes attach to.
+	cur *stepRec
 	// seq numbers failures and notes in the order they were found.
 	seq int
 	// halt, when set, is why the steps after a failure were not run,
@@ -85,8 +113,10 @@ type prober struct {
 	greeting  string
 	// altTried is set once alternatives were looked for.
 	altTried bool
-	// sess is the service's open session, once connected.
-	sess *session
+	// sess is the service's open session, once connected; greeted is set
+	// once it greeted.
+	sess    *session
+	greeted bool
 	// silentTLSTried is set once a silent port was tried with TLS.
 	silentTLSTried bool
 }
@@ -100,7 +130,6 @@ func newProber(env *runEnv, idx int) *prober {
 		proto: svc.Protocol(),
 		idx:   idx,
 		plan:  planSteps(svc),
-		rep:   ServiceReport{Service: svc.Name, Host: svc.Host, Port: svc.Port, Security: svc.Security},
 	}
 }
 
@@ -138,45 +167,126 @@ var haltReasons = map[string]string{
 // cancelled.
 const haltReasonInterrupted = "interrupted (the run was cancelled)"
 
-// skipUnreached records the steps of the plan that the flow never began
-// as skipped, with the reason of the step that stopped it.
-func (p *prober) skipUnreached() {
-	if p.next >= len(p.plan) {
+// protoProbe returns the probe of the service's protocol.
+func (p *prober) protoProbe() protoProbe {
+	switch p.proto {
+	case settings.ProtocolSMTP:
+		return &smtpProbe{prober: p}
+	case settings.ProtocolIMAP:
+		return &imapProbe{prober: p}
+	}
+	return &pop3Probe{prober: p}
+}
+
+// run follows the service's plan layer by layer: each step returns its
+// result, which run records; the first step that says not to go on ends
+// the run, and the steps of the plan never reached are recorded as
+// skipped.
+func (p *prober) run(ctx context.Context) {
+	defer p.env.gate.finish(p.idx)
+	pp := p.protoProbe()
+	steps := map[string]stepFunc{
+		StepDNS:          p.stepDNS,
+		StepTCP:          p.stepTCP,
+		StepTLS:          p.stepImplicitTLS,
+		StepGreeting:     p.stepGreeting,
+		StepCapabilities: pp.capabilities,
+		StepStartTLS:     pp.startTLS,
+		StepAuth:         pp.auth,
+		StepFetch:        pp.last,
+		StepSend:         pp.last,
+	}
+	next := len(p.plan)
+	for i, name := range p.plan {
+		res, goOn := steps[name](ctx)
+		p.record(res)
+		if !goOn {
+			next = i + 1
+			break
+		}
+	}
+	if p.sess != nil {
+		if next == len(p.plan) {
+			pp.quit()
+		}
+		if p.greeted {
+			p.noteSlowReplies()
+		}
+		p.sess.close()
+	}
+	p.skipFrom(next)
+}
+
+// record keeps a step's result (and the one it ran after its end).
+func (p *prober) record(res stepResult) {
+	then := res.then
+	res.then = nil
+	p.results = append(p.results, res)
+	if then != nil {
+		p.record(*then)
+	}
+}
+
+// skipFrom records the steps of the plan from index i on as skipped, with
+// the reason of the step that stopped the run.
+func (p *prober) skipFrom(i int) {
+	if i >= len(p.plan) {
 		return
 	}
 	reason := p.halt
-	if reason == "" && len(p.rep.Steps) > 0 {
-		reason = haltReasons[p.rep.Steps[len(p.rep.Steps)-1].Step]
+	if reason == "" && len(p.results) > 0 {
+		reason = haltReasons[p.results[len(p.results)-1].Step.Step]
 	}
 	if reason == "" {
 		reason = "not reached"
 	}
-	for _, name := range p.plan[p.next:] {
-		p.begin(name).skip(reason)
+	for _, name := range p.plan[i:] {
+		st := p.begin(name)
+		st.skip(reason)
+		p.record(st.result())
 	}
 }
 
-// stepRec times one step.
+// report is the service's part of the Report, from its recorded results.
+func (p *prober) report() ServiceReport {
+	r := ServiceReport{Service: p.svc.Name, Host: p.svc.Host, Port: p.svc.Port, Security: p.svc.Security, OK: true}
+	for _, res := range p.results {
+		r.Steps = append(r.Steps, res.Step)
+		r.OK = r.OK && res.OK
+	}
+	return r
+}
+
+// stepRec builds the result of the step in progress.
 type stepRec struct {
 	p     *prober
 	idx   int
 	start time.Time
+	res   stepResult
 	// note is added to the step's evidence when it finishes.
 	note string
 }
 
-// begin starts the step name: the next one of the plan, or a step the
-// flow repeats (capabilities again after STARTTLS).
+// begin starts the step name and makes it the one notes attach to.
 func (p *prober) begin(name string) *stepRec {
-	if i := slices.Index(p.plan[p.next:], name); i >= 0 {
-		p.next += i + 1
-	}
-	p.rep.Steps = append(p.rep.Steps, Step{Step: name})
-	p.results = append(p.results, stepResult{})
-	return &stepRec{p: p, idx: len(p.rep.Steps) - 1, start: time.Now()}
+	st := &stepRec{p: p, idx: p.begun, start: time.Now(), res: stepResult{Step: Step{Step: name}}}
+	p.begun++
+	p.cur = st
+	return st
 }
 
-func (s *stepRec) step() *Step { return &s.p.rep.Steps[s.idx] }
+// result ends the step and returns its result, for the runner to record.
+func (s *stepRec) result() stepResult {
+	if s.p.cur == s {
+		s.p.cur = nil
+	}
+	return s.res
+}
+
+// done returns the step's result and whether the plan goes on.
+func (s *stepRec) done(goOn bool) (stepResult, bool) { return s.result(), goOn }
+
+func (s *stepRec) step() *Step { return &s.res.Step }
 
 func (s *stepRec) finish(ok bool, evidence string) {
 	st := s.step()
@@ -215,9 +325,8 @@ func (s *stepRec) fail(code rootcause.Code, evidence, summary, fix string) {
 	if fix == "" {
 		fix = defaultFix(code, s.p.svc)
 	}
-	r := &s.p.results[s.idx]
-	r.summary, r.fix = summary, fix
-	r.seq = s.p.nextSeq()
+	s.res.summary, s.res.fix = summary, fix
+	s.res.seq = s.p.nextSeq()
 }
 
 func (p *prober) nextSeq() int {
@@ -225,33 +334,49 @@ func (p *prober) nextSeq() int {
 	return p.seq
 }
 
-// recode changes the code of a failed step.
+// recode changes the code of a failed step, recorded or in progress: a
+// judgement that needs what later steps (or other services) found.
 func (p *prober) recode(stepIdx int, code rootcause.Code, summary, fix string) {
-	if p.rep.Steps[stepIdx].OK {
+	var r *stepResult
+	switch {
+	case stepIdx < len(p.results):
+		r = &p.results[stepIdx]
+	case p.cur != nil && p.cur.idx == stepIdx:
+		r = &p.cur.res
+	default:
 		return
 	}
-	p.rep.Steps[stepIdx].Code = code
-	p.results[stepIdx].summary, p.results[stepIdx].fix = summary, fix
+	if r.OK {
+		return
+	}
+	r.Code = code
+	r.summary, r.fix = summary, fix
 }
 
-// note adds a warning or info finding to the current step's result.
+// note adds a warning or info finding to the result of the step in
+// progress, or else of the last recorded step.
 func (p *prober) note(severity string, code rootcause.Code, summary, evidence, fix string) {
-	if len(p.results) == 0 {
+	var r *stepResult
+	var idx int
+	switch {
+	case p.cur != nil:
+		r, idx = &p.cur.res, p.cur.idx
+	case len(p.results) > 0:
+		r, idx = &p.results[len(p.results)-1], len(p.results)-1
+	default:
 		return
 	}
-	r := &p.results[len(p.results)-1]
-	r.notes = append(r.notes, &issue{code: code, service: p.svc.Name, severity: severity, summary: summary, evidence: evidence, fix: fix, svcIdx: p.idx, stepIdx: len(p.rep.Steps), seq: p.nextSeq()})
+	r.notes = append(r.notes, &issue{code: code, service: p.svc.Name, severity: severity, summary: summary, evidence: evidence, fix: fix, svcIdx: p.idx, stepIdx: idx + 1, seq: p.nextSeq()})
 }
 
-// issues derives the service's failures and notes from its steps, in the
-// order they were found. The host-not-for-domain judgement is not among
-// them (assemble decides it).
+// issues derives the service's failures and notes from its recorded
+// results, in the order they were found. The host-not-for-domain
+// judgement is not among them (assemble decides it).
 func (p *prober) issues() []*issue {
 	var out []*issue
-	for i, st := range p.rep.Steps {
-		r := p.results[i]
-		if !st.OK && st.Code != "" {
-			out = append(out, &issue{code: st.Code, service: p.svc.Name, severity: SeverityError, summary: r.summary, evidence: st.Evidence, fix: r.fix, svcIdx: p.idx, stepIdx: i, seq: r.seq})
+	for i, r := range p.results {
+		if !r.OK && r.Code != "" {
+			out = append(out, &issue{code: r.Code, service: p.svc.Name, severity: SeverityError, summary: r.summary, evidence: r.Evidence, fix: r.fix, svcIdx: p.idx, stepIdx: i, seq: r.seq})
 		}
 		out = append(out, r.notes...)
 	}
@@ -273,40 +398,14 @@ func (p *prober) label() string {
 	return fmt.Sprintf("%s (%s port %d, %s)", p.svc.Name, p.svc.Host, p.svc.Port, securityWord(p.svc.Security))
 }
 
-// run probes the service layer by layer along its plan, stopping at the
-// first failure that makes the next layer meaningless; the steps it never
-// reached are recorded as skipped.
-func (p *prober) run(ctx context.Context) {
-	defer p.env.gate.finish(p.idx)
-	defer p.skipUnreached()
-	if !p.stepDNS(ctx) {
-		return
-	}
-	s := p.connect(ctx)
-	if s == nil {
-		return
-	}
-	p.sess = s
-	defer s.close()
-	defer p.noteSlowReplies()
-	switch p.proto {
-	case settings.ProtocolSMTP:
-		p.smtpFlow(ctx, s)
-	case settings.ProtocolIMAP:
-		p.imapFlow(ctx, s)
-	case settings.ProtocolPOP3:
-		p.pop3Flow(ctx, s)
-	}
-}
-
 // stepDNS resolves the host and checks it against the domain's records.
-func (p *prober) stepDNS(ctx context.Context) bool {
+func (p *prober) stepDNS(ctx context.Context) (stepResult, bool) {
 	st := p.begin(StepDNS)
 	host := p.svc.Host
 	if ip, err := netip.ParseAddr(host); err == nil {
 		p.addrs = []netip.Addr{ip}
 		st.pass(host + " is an IP address; no lookup")
-		return true
+		return st.done(true)
 	}
 	hr := p.env.lookupHost(ctx, host)
 	desc := hr.Describe()
@@ -329,11 +428,11 @@ func (p *prober) stepDNS(ctx context.Context) bool {
 		if p.svc.Address != "" && !slices.ContainsFunc(hr.Addrs, func(a netip.Addr) bool { return a.String() == p.svc.Address }) {
 			ev += fmt.Sprintf("; the settings expect %s", p.svc.Address)
 		}
-		if w := p.checkDomain(ctx); w != "" {
+		if w := p.checkDomain(ctx, st); w != "" {
 			ev += "; " + w
 		}
 		st.pass(ev)
-		return true
+		return st.done(true)
 	case dnsprobe.NXDomain, dnsprobe.NoData:
 		summary := fmt.Sprintf("the %s name %s does not exist in DNS", role(p.svc), host)
 		if hr.Outcome == dnsprobe.NoData {
@@ -353,7 +452,7 @@ func (p *prober) stepDNS(ctx context.Context) bool {
 	default:
 		st.fail(rootcause.DNSResolverUnreachable, desc, fmt.Sprintf("%s cannot be reached", p.env.resolverDesc()), "")
 	}
-	return false
+	return st.done(false)
 }
 
 // hostPort renders a candidate for a fix, with the security the service
@@ -383,7 +482,7 @@ func (p *prober) suggestion(ctx context.Context) (candidate, bool) {
 // checkDomain flags a host that is not the domain's (CONFIG_HOST_NOT_FOR_
 // DOMAIN); whether that is the root cause is decided at the end, when it is
 // known whether the service works.
-func (p *prober) checkDomain(ctx context.Context) string {
+func (p *prober) checkDomain(ctx context.Context, st *stepRec) string {
 	d := p.env.domain
 	if d.name == "" || !d.wait(ctx) || !d.known() {
 		return ""
@@ -401,7 +500,7 @@ func (p *prober) checkDomain(ctx context.Context) string {
 	if c, ok := p.suggestion(ctx); ok {
 		fix = fmt.Sprintf("In the mail client, set the %s to %s (published by %s) instead of %s.", role(p.svc), c.hostPort(p.svc), c.source, p.svc.Host)
 	}
-	p.results[len(p.results)-1].notForDomain = &issue{
+	st.res.notForDomain = &issue{
 		code:     rootcause.ConfigHostNotForDomain,
 		service:  p.svc.Name,
 		summary:  fmt.Sprintf("the %s %s is not a server of the account's domain %s", role(p.svc), p.svc.Host, d.name),
@@ -410,28 +509,6 @@ func (p *prober) checkDomain(ctx context.Context) string {
 		svcIdx:   p.idx,
 	}
 	return "warning: " + evidence
-}
-
-// connect opens the TCP connection, negotiates implicit TLS when the
-// service uses it, and reads the greeting. It returns nil after a failure.
-func (p *prober) connect(ctx context.Context) *session {
-	raw, ok := p.stepTCP(ctx)
-	if !ok {
-		return nil
-	}
-	s := newSession(ctx, raw, p.cfg.ReplyTimeout)
-	if p.svc.Security == settings.SecurityTLS {
-		if !p.stepImplicitTLS(ctx, s) {
-			s.close()
-			return nil
-		}
-	}
-	if !p.stepGreeting(ctx, s) {
-		s.close()
-		return nil
-	}
-	p.judgeWrongAddress()
-	return s
 }
 
 // dial connects to the first address that answers, within one timeout in
@@ -470,12 +547,13 @@ const smtpSendBuffer = 8 << 10
 
 // stepTCP connects; on refusal or timeout it probes the alternatives (and,
 // after a timeout, the same port once more) concurrently.
-func (p *prober) stepTCP(ctx context.Context) (net.Conn, bool) {
+func (p *prober) stepTCP(ctx context.Context) (stepResult, bool) {
 	st := p.begin(StepTCP)
 	conn, addr, err := p.dial(ctx, p.svc.Host, p.addrs, p.svc.Port, p.cfg.ConnectTimeout)
 	if err == nil {
 		st.pass(fmt.Sprintf("connected to %s in %s", addr, time.Since(st.start).Round(100*time.Microsecond)))
-		return conn, true
+		p.sess = newSession(ctx, conn, p.cfg.ReplyTimeout)
+		return st.done(true)
 	}
 	kind := netErrKind(err)
 	elapsed := time.Since(st.start).Round(time.Millisecond)
@@ -499,7 +577,8 @@ func (p *prober) stepTCP(ctx context.Context) (net.Conn, bool) {
 	if retry != nil {
 		st.fail(rootcause.Intermittent, fmt.Sprintf("first connect to %s timed out after %s, the second attempt connected", addr, elapsed),
 			fmt.Sprintf("connections to %s port %d sometimes time out", p.svc.Host, p.svc.Port), "")
-		return retry, true
+		p.sess = newSession(ctx, retry, p.cfg.ReplyTimeout)
+		return st.done(true)
 	}
 	code, what := rootcause.TCPRefused, "refused the connection"
 	switch kind {
@@ -523,7 +602,7 @@ func (p *prober) stepTCP(ctx context.Context) (net.Conn, bool) {
 		evidence += "; no alternative port answered either"
 	}
 	st.fail(code, evidence, fmt.Sprintf("%s port %d %s", p.svc.Host, p.svc.Port, what), fix)
-	return nil, false
+	return st.done(false)
 }
 
 // errnoText names the errno behind err ("no route to host").
@@ -537,8 +616,18 @@ func errnoText(err error) string {
 
 // stepGreeting reads the server's first words and checks they are the
 // expected protocol.
-func (p *prober) stepGreeting(ctx context.Context, s *session) bool {
+func (p *prober) stepGreeting(ctx context.Context) (stepResult, bool) {
 	st := p.begin(StepGreeting)
+	ok := p.greet(ctx, st, p.sess)
+	if ok {
+		p.greeted = true
+		p.judgeWrongAddress()
+	}
+	return st.done(ok)
+}
+
+// greet reads and judges the greeting for the greeting step st.
+func (p *prober) greet(ctx context.Context, st *stepRec, s *session) bool {
 	first, err := p.awaitGreeting(ctx, st, s)
 	if st.step().Code != "" || st.step().Skipped {
 		// The silent port turned out to be an implicit-TLS port.

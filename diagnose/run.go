@@ -91,8 +91,7 @@ func interruptedReport(probers []*prober) *Report {
 		Findings:    []Finding{},
 	}
 	for _, p := range probers {
-		p.rep.OK = !slices.ContainsFunc(p.rep.Steps, func(s Step) bool { return !s.OK })
-		rep.Services = append(rep.Services, p.rep)
+		rep.Services = append(rep.Services, p.report())
 	}
 	return rep
 }
@@ -174,11 +173,11 @@ func assemble(env *runEnv, probers []*prober) *Report {
 	interceptionAcrossHosts(probers)
 	var all []*issue
 	for _, p := range probers {
-		p.rep.OK = !slices.ContainsFunc(p.rep.Steps, func(s Step) bool { return !s.OK })
+		sr := p.report()
 		if nfd := p.notForDomain(); nfd != nil {
 			is := *nfd
 			is.stepIdx = -1
-			if p.rep.OK {
+			if sr.OK {
 				is.severity = SeverityWarning
 				is.summary += " (it works, so this may be a hosting provider's server)"
 			} else {
@@ -187,7 +186,7 @@ func assemble(env *runEnv, probers []*prober) *Report {
 			all = append(all, &is)
 		}
 		all = append(all, p.issues()...)
-		rep.Services = append(rep.Services, p.rep)
+		rep.Services = append(rep.Services, sr)
 	}
 	var root *issue
 	for _, is := range all {
@@ -259,8 +258,8 @@ func serviceLabel(probers []*prober, name string) string {
 func skippedSteps(probers []*prober) int {
 	n := 0
 	for _, p := range probers {
-		for _, s := range p.rep.Steps {
-			if s.Skipped {
+		for _, r := range p.results {
+			if r.Skipped {
 				n++
 			}
 		}

@@ -12,33 +12,48 @@ import (
 
 	"github.com/maillab/maillab/diagnose/wire"
 	"github.com/maillab/maillab/rootcause"
-	"github.com/maillab/maillab/settings"
 )
 
-// smtpFlow probes an SMTP service after its greeting: EHLO, STARTTLS,
-// AUTH, and a send test.
-func (p *prober) smtpFlow(ctx context.Context, s *session) {
-	ehlo, ok := p.smtpEHLO(s)
-	if !ok {
-		return
-	}
-	if p.svc.Security == settings.SecurityStartTLS {
-		if ehlo, ok = p.smtpStartTLS(ctx, s, ehlo); !ok {
-			return
-		}
-	}
-	authed, ok := p.smtpAuth(ctx, s, ehlo)
-	if !ok {
-		return
-	}
-	p.smtpSend(s, ehlo, authed)
-	s.smtpCmd("QUIT")
+// smtpProbe is the SMTP part of a service's plan: EHLO, STARTTLS, AUTH,
+// and a send test.
+type smtpProbe struct {
+	*prober
+	ehlo   wire.EHLO
+	authed bool
 }
+
+func (p *smtpProbe) capabilities(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepCapabilities)
+	ehlo, ok := p.smtpEHLO(st, p.sess)
+	p.ehlo = ehlo
+	return st.done(ok)
+}
+
+func (p *smtpProbe) startTLS(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepStartTLS)
+	ehlo, ok := p.smtpStartTLS(ctx, st, p.sess, p.ehlo)
+	p.ehlo = ehlo
+	return st.done(ok)
+}
+
+func (p *smtpProbe) auth(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepAuth)
+	authed, ok := p.smtpAuth(ctx, st, p.sess, p.ehlo)
+	p.authed = authed
+	return st.done(ok)
+}
+
+func (p *smtpProbe) last(ctx context.Context) (stepResult, bool) {
+	st := p.begin(StepSend)
+	p.smtpSend(st, p.sess, p.ehlo, p.authed)
+	return st.done(true)
+}
+
+func (p *smtpProbe) quit() { p.sess.smtpCmd("QUIT") }
 
 // smtpEHLO sends EHLO (HELO when EHLO is refused, RFC 5321 §4.1.1.1) and
 // records the capabilities step.
-func (p *prober) smtpEHLO(s *session) (wire.EHLO, bool) {
-	st := p.begin(StepCapabilities)
+func (p *smtpProbe) smtpEHLO(st *stepRec, s *session) (wire.EHLO, bool) {
 	cmd := "EHLO " + s.ehloName()
 	rep, err := s.smtpCmd(cmd)
 	if err != nil {
@@ -77,8 +92,7 @@ func describeExtensions(e wire.EHLO) []string {
 
 // smtpStartTLS upgrades with STARTTLS (RFC 3207) and repeats EHLO, whose
 // earlier answer must be discarded (§4.2).
-func (p *prober) smtpStartTLS(ctx context.Context, s *session, ehlo wire.EHLO) (wire.EHLO, bool) {
-	st := p.begin(StepStartTLS)
+func (p *smtpProbe) smtpStartTLS(ctx context.Context, st *stepRec, s *session, ehlo wire.EHLO) (wire.EHLO, bool) {
 	if tok := strippedToken(ehlo.Keywords, "STARTTLS"); tok != "" {
 		p.stripped(st, fmt.Sprintf("the EHLO reply lists %q where STARTTLS would be (Cisco ESMTP inspection rewrites it this way)", tok))
 		return ehlo, false
@@ -113,17 +127,17 @@ func (p *prober) smtpStartTLS(ctx context.Context, s *session, ehlo wire.EHLO) (
 			st2.fail(v.code, rep.String(), "the server refused EHLO after STARTTLS: "+v.meaning, "")
 		}
 		p.halt = "EHLO refused"
+		then := st2.result()
+		st.res.then = &then
 		return ehlo, false
 	}
 	e := wire.ParseEHLO(rep)
-	step := &p.rep.Steps[st.idx]
-	step.Evidence += "; EHLO after TLS: " + strings.Join(describeExtensions(e), " ")
+	st.step().Evidence += "; EHLO after TLS: " + strings.Join(describeExtensions(e), " ")
 	return e, true
 }
 
 // smtpAuth logs in once, if credentials are configured and it is safe.
-func (p *prober) smtpAuth(ctx context.Context, s *session, ehlo wire.EHLO) (authed, ok bool) {
-	st := p.begin(StepAuth)
+func (p *smtpProbe) smtpAuth(ctx context.Context, st *stepRec, s *session, ehlo wire.EHLO) (authed, ok bool) {
 	defer p.env.gate.finish(p.idx)
 	proceed, noCreds := p.authGateCheck(ctx, st)
 	if !proceed || noCreds {
@@ -186,7 +200,7 @@ func (p *prober) mechMismatch(st *stepRec, server []string) {
 // smtpPlainProbe learns, without sending a secret, whether the server
 // would take a login in clear text: "AUTH PLAIN" without an initial
 // response, cancelled with "*" if the server asks for it (RFC 4954 §4).
-func (p *prober) smtpPlainProbe(st *stepRec, s *session, mechs []string) {
+func (p *smtpProbe) smtpPlainProbe(st *stepRec, s *session, mechs []string) {
 	for _, mech := range []string{"PLAIN", "LOGIN"} {
 		cmd := "AUTH " + mech
 		rep, err := s.smtpCmd(cmd)
@@ -223,7 +237,7 @@ func (p *prober) smtpPlainProbe(st *stepRec, s *session, mechs []string) {
 
 // smtpSASL runs one AUTH exchange (RFC 4954 §4) and returns the final
 // reply.
-func (p *prober) smtpSASL(s *session, mech string) (wire.Reply, error) {
+func (p *smtpProbe) smtpSASL(s *session, mech string) (wire.Reply, error) {
 	c := newSASL(mech, p.cfg.Username, p.cfg.Password)
 	line := "AUTH " + mech
 	if ir := c.initial(); ir != nil {
@@ -249,8 +263,7 @@ func (p *prober) smtpSASL(s *session, mech string) (wire.Reply, error) {
 
 // smtpSend sends the test message: MAIL FROM with SIZE (RFC 1870), RCPT
 // TO, DATA, timing the transfer to tell a slow link from a slow server.
-func (p *prober) smtpSend(s *session, ehlo wire.EHLO, authed bool) {
-	st := p.begin(StepSend)
+func (p *smtpProbe) smtpSend(st *stepRec, s *session, ehlo wire.EHLO, authed bool) {
 	msg := p.message()
 	from := p.cfg.account()
 	to := p.cfg.SendTo
@@ -329,7 +342,7 @@ func (p *prober) smtpSend(s *session, ehlo wire.EHLO, authed bool) {
 
 // linkSlow records a message that could not be sent within the timeout,
 // with the link's rate measured once the buffers on the way were full.
-func (p *prober) linkSlow(st *stepRec, e linkEstimate, sent, total, size int) {
+func (p *smtpProbe) linkSlow(st *stepRec, e linkEstimate, sent, total, size int) {
 	rate := humanBytes(int64(e.rate)) + "/s"
 	if e.upper {
 		rate = "at most " + rate
@@ -502,7 +515,7 @@ func dotStuff(msg []byte) []byte {
 }
 
 // message returns the message of the send test.
-func (p *prober) message() []byte {
+func (p *smtpProbe) message() []byte {
 	if len(p.cfg.Message) > 0 {
 		return p.cfg.Message
 	}

@@ -62,14 +62,14 @@ func (p *prober) startTLSHandshake(ctx context.Context, st *stepRec, s *session,
 		return false
 	}
 	p.tlsFailure(ctx, st, h, true)
-	p.rep.Steps[st.idx].Evidence = reply + "; " + p.rep.Steps[st.idx].Evidence
+	st.step().Evidence = reply + "; " + st.step().Evidence
 	return false
 }
 
 // judgeTLSPrefixed is judgeTLS with the STARTTLS reply before the evidence.
 func (p *prober) judgeTLSPrefixed(ctx context.Context, st *stepRec, h hsResult, stalls, tries int, prefix string) {
 	p.judgeTLS(ctx, st, h, stalls, tries)
-	p.rep.Steps[st.idx].Evidence = prefix + p.rep.Steps[st.idx].Evidence
+	st.step().Evidence = prefix + st.step().Evidence
 }
 
 // freshHandshakeTimeout is freshHandshake with its own timeout, keeping

@@ -19,15 +19,16 @@ import (
 // byte. A stalled handshake is retried on new connections (shorter
 // timeouts) to tell packet loss from a dead server; a successful one is
 // repeated to catch a share of stalling connections.
-func (p *prober) stepImplicitTLS(ctx context.Context, s *session) bool {
+func (p *prober) stepImplicitTLS(ctx context.Context) (stepResult, bool) {
 	st := p.begin(StepTLS)
+	s := p.sess
 	params := clientParams(p.cfg.ClientMaxTLS)
 	h := handshake(ctx, s.raw, p.svc.Host, params, p.cfg.ReplyTimeout)
 	if h.ok() {
 		s.upgrade(h.conn)
 		stalls, tries := p.extraHandshakes(ctx, params, p.cfg.TLSAttempts-1, p.extraTimeout(h))
 		p.judgeTLS(ctx, st, h, stalls, tries+1)
-		return true
+		return st.done(true)
 	}
 	if h.stalled() {
 		for i := 1; i < p.cfg.TLSAttempts; i++ {
@@ -42,7 +43,7 @@ func (p *prober) stepImplicitTLS(ctx context.Context, s *session) bool {
 				*s = *s2
 				s.upgrade(h2.conn)
 				p.judgeTLS(ctx, st, h2, i, i+1)
-				return true
+				return st.done(true)
 			}
 			conn.Close()
 			if !h2.stalled() {
@@ -51,10 +52,10 @@ func (p *prober) stepImplicitTLS(ctx context.Context, s *session) bool {
 		}
 		st.fail(rootcause.ServerSlow, fmt.Sprintf("TCP connects, but %d TLS handshakes did not complete (first waited %s)", p.cfg.TLSAttempts, h.elapsed.Round(time.Millisecond)),
 			fmt.Sprintf("the server accepts connections on port %d but never completes the TLS handshake", p.svc.Port), "")
-		return false
+		return st.done(false)
 	}
 	p.tlsFailure(ctx, st, h, false)
-	return false
+	return st.done(false)
 }
 
 // extraTimeout is the wait for the repeated handshakes: half the timeout,

@@ -179,6 +179,20 @@ var scenarioSteps = map[string][]step{
 		curlSetup("autoconfig", expectation{exit: 6, want: []string{"Could not resolve host: autoconfig.example.test"}}),
 		curlRead("imaps", expectation{exit: 60, want: []string{"SSL: no alternative certificate subject name matches target host name 'imap.example.test'"}}),
 	},
+	"autoconfig-http-only": {
+		curlSetup("autoconfig", expectation{exit: 7, want: []string{"Failed to connect to autoconfig.example.test port"}}),
+		curlSetup("autoconfig-http", expectation{exit: 0, want: []string{"<hostname>mail.example.test</hostname>", "<socketType>SSL</socketType>"}}),
+		digHost("imaps", expectation{exit: 0, want: []string{"status: NXDOMAIN"}}),
+	},
+	"autodiscover-loop": {
+		curlSetup("autodiscover", expectation{exit: 0, want: []string{"<Action>redirectUrl</Action>", "https://autodiscover.example.test:"}}),
+		digHost("imaps", expectation{exit: 0, want: []string{"status: NXDOMAIN"}}),
+	},
+	"srv-target-mismatch": {
+		digSRV("_imaps._tcp", expectation{exit: 0, want: []string{"status: NOERROR", "mail.hosting.test."}}),
+		curlRead("imaps", expectation{exit: 60, want: []string{"SSL: no alternative certificate subject name matches target host name 'mail.hosting.test'"}}),
+		curlSetup("autoconfig", expectation{exit: 6, want: []string{"Could not resolve host: autoconfig.example.test"}}),
+	},
 	"imap-generic-host": {
 		digHost("imaps", expectation{exit: 0, want: []string{"status: NOERROR", "ANSWER: 1"}}),
 		{name: "curl-imaps", client: "curl", does: "log in at the other provider's IMAPS server",

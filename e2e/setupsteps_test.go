@@ -14,14 +14,19 @@ import (
 // wizard fetches, over HTTPS with the lab CA, the web hosts resolved
 // through the customer's resolver.
 
-// curlSetup fetches one of the lab's set-up documents: "autoconfig" (GET)
-// or "autodiscover" (POST of Outlook's request for the customer's address).
+// curlSetup fetches one of the lab's set-up documents: "autoconfig" (GET
+// over HTTPS), "autoconfig-http" (the same over plain HTTP, Thunderbird's
+// fallback) or "autodiscover" (POST of Outlook's request for the
+// customer's address over HTTPS).
 func curlSetup(doc string, x expectation) step {
 	return step{name: "curl-" + doc, client: "curl", does: "fetch the domain's " + doc + " document as a wizard does", expect: x,
 		run: func(e *scenarioEnv) result {
 			d := e.r.Lab.Settings().Discovery
 			raw := d.Autoconfig + "?emailaddress=" + url.QueryEscape(e.c.acct.Email)
 			var extra []string
+			if doc == "autoconfig-http" {
+				raw = fmt.Sprintf("http://autoconfig.%s:%d/mail/config-v1.1.xml?emailaddress=%s", e.r.Lab.Domain, d.HTTPPort, url.QueryEscape(e.c.acct.Email))
+			}
 			if doc == "autodiscover" {
 				raw = fmt.Sprintf("https://%s:%d/autodiscover/autodiscover.xml", e.r.Lab.Domain, d.HTTPSPort)
 				body := filepath.Join(e.t.TempDir(), "autodiscover-request.xml")
@@ -54,4 +59,11 @@ func (c *mailClient) tryIP(host string) string {
 		}
 	}
 	return ""
+}
+
+// digSRV asks the customer's resolver for the domain's RFC 6186 SRV
+// record of a service label such as "_imaps._tcp".
+func digSRV(label string, x expectation) step {
+	return step{name: "dig-srv" + label, client: "dig", does: "SRV query for " + label + " of the domain at the customer's resolver", expect: x,
+		run: func(e *scenarioEnv) result { return e.c.dig(label+"."+e.r.Lab.Domain, "SRV") }}
 }

@@ -151,6 +151,35 @@ func TestSRVForeignTarget(t *testing.T) {
 	}
 }
 
+// TestSRVForeignTargetWithoutDocuments: documents: false withdraws the
+// autoconfig and Autodiscover documents, so the SRV records, still naming
+// the foreign target, are what discovery finds; with the default the
+// documents stay and win.
+func TestSRVForeignTargetWithoutDocuments(t *testing.T) {
+	for _, tc := range []struct {
+		params     string
+		wantSource string
+	}{
+		{"documents: false", "srv"},
+		{"target: mail.hosting.test", "autoconfig-https"},
+	} {
+		t.Run(tc.params, func(t *testing.T) {
+			l := start(t, faults.Spec{Type: "srv-foreign-target", Params: params(t, tc.params)})
+			r := discoverLab(t, l)
+			tb := r.Thunderbird
+			if tb == nil || !strings.HasPrefix(tb.Source, tc.wantSource) {
+				t.Fatalf("thunderbird found %+v, want a configuration from %s", tb, tc.wantSource)
+			}
+			if r.SRV == nil || r.SRV.Settings.Services["imaps"].Host != "mail.hosting.test" {
+				t.Errorf("SRV records give %+v, want mail.hosting.test", r.SRV)
+			}
+			if tc.wantSource == "srv" && r.Outlook != nil {
+				t.Errorf("outlook found %+v without documents", r.Outlook)
+			}
+		})
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

@@ -27,6 +27,8 @@ const (
 	SetupConfigStale               Code = "SETUP_CONFIG_STALE"
 	SetupRedirectForeign           Code = "SETUP_REDIRECT_FOREIGN"
 	SetupNotPublished              Code = "SETUP_NOT_PUBLISHED"
+	SetupHTTPOnly                  Code = "SETUP_HTTP_ONLY"
+	SetupRedirectLoop              Code = "SETUP_REDIRECT_LOOP"
 	TCPRefused                     Code = "TCP_REFUSED"
 	TCPTimeout                     Code = "TCP_TIMEOUT"
 	TCPReset                       Code = "TCP_RESET"
@@ -208,6 +210,18 @@ var All = []Info{
 		Meaning: "the domain publishes no mail configuration (no autoconfig, Autodiscover or SRV), and the host the wizard guessed is not its mail server",
 		Fix: func(t Target) string {
 			return fmt.Sprintf("The %s %q was guessed by the mail client: ask the provider for the real server names; the domain's administrator should publish autoconfig, Autodiscover or SRV records.", t.Role, t.Host)
+		}},
+	{Code: SetupHTTPOnly, Layer: LayerHostNotForDomain,
+		Title:   "Automatic set-up is published over plain HTTP only",
+		Meaning: "the domain publishes its set-up documents over plain HTTP only; clients that demand HTTPS (Outlook's Autodiscover) find nothing, and the host they guessed or were given is not its mail server",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The %s %q is a guess: set the servers the domain's autoconfig (over HTTP) and SRV records name, and have the domain's administrator serve autoconfig and Autodiscover over HTTPS with a certificate that names their hosts.", t.Role, t.Host)
+		}},
+	{Code: SetupRedirectLoop, Layer: LayerHostNotForDomain,
+		Title:   "Automatic set-up redirects in a loop",
+		Meaning: "the domain's Autodiscover redirects in a loop, so Outlook finds no settings, and the host it guessed or was given is not its mail server",
+		Fix: func(t Target) string {
+			return fmt.Sprintf("The %s %q is a guess: set the servers the domain's autoconfig or SRV records name, and have the domain's administrator make one Autodiscover URL answer with settings instead of redirecting to the other.", t.Role, t.Host)
 		}},
 	{Code: TCPRefused, Layer: LayerTCP,
 		Title:   "The server refuses the connection (nothing listens or a firewall rejects it)",

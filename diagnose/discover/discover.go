@@ -8,6 +8,11 @@
 // well-known URL, Mozilla's ISP database (on the internet: never asked
 // here, reported as skipped), RFC 6186/8314 SRV records, the MX host's
 // domain, and finally guesses of common host names and ports, probed.
+// Thunderbird 153 itself (its omni.ja, FindConfig.sys.mjs) does not ask
+// the SRV records: that step is what RFC 6186 clients do, kept in this
+// place; and it asks the HTTPS well-known URL before the HTTP autoconfig,
+// all four in parallel, the first in this order winning (docs/thunderbird.md
+// records what its Account Hub did against the lab).
 // Outlook's order (Autodiscover, [MS-OXDISCO] §3.1.5): POST to
 // https://DOMAIN/autodiscover/autodiscover.xml, then to
 // https://autodiscover.DOMAIN/..., then an unauthenticated GET of

@@ -162,7 +162,95 @@ func judge(rep *diagnose.Report, res *Result, cfg diagnose.Config, withheld []st
 		override(rep, rootcause.SetupNotPublished, first,
 			fmt.Sprintf("%s publishes no mail configuration (no autoconfig, Autodiscover or SRV records), and the host set up (%s) is a wizard's guess", domainOf(cfg.Email), strings.Join(hostsOf(customer), ", ")),
 			summarizeSteps(res))
+	case res.Outlook == nil && outlookLoop(res) != nil && guessedNotPublished(res, customer, domainOf(cfg.Email)):
+		override(rep, rootcause.SetupRedirectLoop, first,
+			fmt.Sprintf("%s's Autodiscover redirects in a loop, so Outlook found no settings; the hosts set up (%s) are a guess, and the domain publishes %s", domainOf(cfg.Email), strings.Join(hostsOf(customer), ", "), describeSettings(published(res).Settings)),
+			outlookLoop(res).Detail)
+	case res.Outlook == nil && httpOnly(res) && guessedNotPublished(res, customer, domainOf(cfg.Email)):
+		override(rep, rootcause.SetupHTTPOnly, first,
+			fmt.Sprintf("%s publishes its configuration over plain HTTP only (%s), so clients that demand HTTPS found nothing; the hosts set up (%s) are a guess, and the domain publishes %s", domainOf(cfg.Email), res.Thunderbird.Source, strings.Join(hostsOf(customer), ", "), describeSettings(published(res).Settings)),
+			summarizeSteps(res))
+	case srvTargetNotOnCertificate(rep, res, customer, domainOf(cfg.Email)):
+		override(rep, rootcause.TLSCertHostnameMismatch, first,
+			fmt.Sprintf("the domain's SRV records name %s, the host set up, but the servers' certificate does not name it (RFC 6186 §6: the client checks the certificate against the domain or the SRV target); the address is the domain's own server, not another organisation's", strings.Join(hostsOf(customer), ", ")),
+			res.SRV.Source)
+		rep.Fix = fmt.Sprintf("In the mail client, set the servers by a name the certificate carries (the domain's own host name, not %s); have the domain's administrator point the SRV records at such a name or add %s to the certificate.", first.Host, first.Host)
 	}
+}
+
+// outlookLoop is Outlook's Autodiscover step that ended in a redirect
+// loop, or nil.
+func outlookLoop(res *Result) *Step {
+	for i, s := range res.Steps {
+		if s.Client == outlook && s.Outcome == Failed && strings.HasPrefix(s.Detail, "redirect loop") {
+			return &res.Steps[i]
+		}
+	}
+	return nil
+}
+
+// httpOnly: Thunderbird found the domain's autoconfig over plain HTTP
+// after its HTTPS fetch failed.
+func httpOnly(res *Result) bool {
+	if res.Thunderbird == nil || !strings.HasPrefix(res.Thunderbird.Source, "autoconfig-http ") {
+		return false
+	}
+	for _, s := range res.Steps {
+		if s.Client == thunderbird && s.Method == "autoconfig-https" {
+			return s.Outcome == Failed || s.Outcome == NotFound
+		}
+	}
+	return false
+}
+
+// published is what the domain publishes for Thunderbird, else its SRV
+// records.
+func published(res *Result) *Config {
+	if res.Thunderbird != nil {
+		return res.Thunderbird
+	}
+	return res.SRV
+}
+
+// guessedNotPublished: the customer's hosts are a wizard's guesses, and
+// none of them is a host the domain publishes.
+func guessedNotPublished(res *Result, customer *settings.Settings, domain string) bool {
+	p := published(res)
+	if p == nil || p.Settings == nil || !guessed(customer, domain) {
+		return false
+	}
+	pub := hostsOf(p.Settings)
+	for _, h := range hostsOf(customer) {
+		if slices.ContainsFunc(pub, func(s string) bool { return sameHost(s, h) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// srvTargetNotOnCertificate: the diagnosis met a certificate that does
+// not name the host dialled (or took it for another organisation's
+// server), the host is outside the domain, and it is what the domain's
+// own SRV records name.
+func srvTargetNotOnCertificate(rep *diagnose.Report, res *Result, customer *settings.Settings, domain string) bool {
+	if rep.RootCause != rootcause.DNSWrongAddress && rep.RootCause != rootcause.TLSCertHostnameMismatch {
+		return false
+	}
+	if res.SRV == nil || res.SRV.Settings == nil {
+		return false
+	}
+	srvHosts := hostsOf(res.SRV.Settings)
+	hosts := hostsOf(customer)
+	for _, h := range hosts {
+		if inDomain(domain, h) || !slices.ContainsFunc(srvHosts, func(s string) bool { return sameHost(s, h) }) {
+			return false
+		}
+	}
+	return len(hosts) > 0
+}
+
+func sameHost(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
 
 func (c *Config) redirectsOr(other *Config) []string {

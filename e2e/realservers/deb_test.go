@@ -24,8 +24,8 @@ func TestCacheDir(t *testing.T) {
 	}
 }
 
-func TestOpenSMTPDUsers(t *testing.T) {
-	passwd, group, err := opensmtpdUsers()
+func TestWithSystemUsers(t *testing.T) {
+	passwd, group, err := withSystemUsers("/var/lib/opensmtpd/empty", "opensmtpd", "opensmtpq")
 	if err != nil {
 		t.Fatal(err)
 	}

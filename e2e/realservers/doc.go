@@ -29,9 +29,10 @@
 // when the packages are missing, except when CI=true, where they fail.
 //
 // Other families run beside them (families.go): nginx's mail proxy and
-// HAProxy as a TLS front before Dovecot, and OpenSMTPD, which conflicts
-// with Postfix as a package and so runs unpacked from its .deb in a mount
-// namespace of its own (opensmtpd.go, deb.go). TestLoadedRealServers
+// HAProxy as a TLS front before Dovecot, and OpenSMTPD and Courier (IMAP,
+// POP3), which conflict with Postfix as packages and so run unpacked from
+// their .debs in mount namespaces of their own (opensmtpd.go, courier.go,
+// deb.go). TestLoadedRealServers
 // runs every case again 8 at a time on loaded CPUs. docs/realservers.md
 // lists the families, the cases and how to re-record.
 //

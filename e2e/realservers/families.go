@@ -26,6 +26,9 @@ const (
 	FamilyOpenSMTPD = "opensmtpd"
 	// FamilyBIND is BIND's named as the customer's validating resolver.
 	FamilyBIND = "bind"
+	// FamilyCourier is Courier-IMAP and Courier POP3, run unpacked from
+	// their .debs.
+	FamilyCourier = "courier"
 )
 
 // DovecotBehindNginx is the Dovecot instance behind the nginx mail proxy.
@@ -110,15 +113,35 @@ func startFamilies(t testing.TB, site *Site) map[string]string {
 			site.OtherVersions[FamilyOpenSMTPD] = "OpenSMTPD " + deb.Version + " (Debian package " + OpenSMTPDPackage + ", unpacked)"
 		}
 	}
+	if missing[FamilyCourier] = missingOpenSMTPD(); missing[FamilyCourier] == "" {
+		var debs []UnpackedDeb
+		for _, pkg := range CourierPackages {
+			deb, err := UnpackDeb(context.Background(), pkg)
+			if err != nil {
+				missing[FamilyCourier] = err.Error()
+				break
+			}
+			debs = append(debs, deb)
+		}
+		if missing[FamilyCourier] == "" {
+			c := StartCourier(t, CourierConfig{Debs: debs, Certs: site.Certs, Accounts: sortedAccounts(site), MailDir: site.MailDir})
+			for name, addr := range c.Addr {
+				site.Other[name] = addr
+				site.Plain[name] = true
+			}
+			site.OtherVersions[FamilyCourier] = "Courier-IMAP " + c.Version + " (Debian packages courier-imap, courier-pop, unpacked)"
+		}
+	}
 	return missing
 }
 
-// missingOpenSMTPD says why OpenSMTPD cannot run unpacked here: it needs
-// apt-get and dpkg-deb to fetch it and unshare/mount for its namespace.
+// missingOpenSMTPD says why OpenSMTPD (or Courier) cannot run unpacked
+// here: it needs apt-get and dpkg-deb to fetch it, unshare/mount for its
+// namespace, and setpriv (Courier's gam_server).
 func missingOpenSMTPD() string {
-	for _, tool := range []string{"apt-get", "dpkg-deb", "unshare", "mount", "openssl"} {
+	for _, tool := range []string{"apt-get", "dpkg-deb", "unshare", "mount", "openssl", "setpriv"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return tool + " missing: OpenSMTPD runs unpacked from its .deb in a mount namespace"
+			return tool + " missing: the family runs unpacked from its .deb in a mount namespace"
 		}
 	}
 	return ""

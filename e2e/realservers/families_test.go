@@ -4,6 +4,7 @@ package realservers
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/maillab/maillab/rootcause"
 	"github.com/maillab/maillab/settings"
@@ -85,7 +86,7 @@ var familyCases = []realCase{
 }
 
 func init() {
-	cases = append(append(append(cases, familyCases...), openSMTPDCases...), resolverCases...)
+	cases = append(append(append(append(cases, familyCases...), openSMTPDCases...), resolverCases...), courierCases...)
 }
 
 // resolverCases give the customer a validating resolver of her own (BIND)
@@ -164,5 +165,70 @@ var openSMTPDCases = []realCase{
 		services: []service{{"smtp", OpenSMTPDSmall, settings.SecurityNone}},
 		noLogin:  true,
 		message:  "big",
+	},
+}
+
+// courierCases run against Courier-IMAP and Courier POP3, unpacked from
+// their .debs, with the packages' own configuration and delays.
+var courierCases = []realCase{
+	{
+		name:     "courier-healthy",
+		family:   FamilyCourier,
+		setup:    "Courier-IMAP (IMAPS through couriertls) and Courier POP3 with STLS, authdaemond with the userdb module, the packages' configuration; good certificate",
+		want:     rootcause.Healthy,
+		services: []service{{"imaps", CourierIMAPS, ""}, {"pop3", CourierPOP3, ""}},
+	},
+	{
+		name:     "courier-wrong-password",
+		family:   FamilyCourier,
+		setup:    "Courier-IMAP with STARTTLS and Courier POP3S; the customer types an old password; authlib's delay of a refused login (5 s) is on",
+		want:     rootcause.AuthFailed,
+		services: []service{{"imap", CourierIMAP, ""}, {"pop3s", CourierPOP3S, ""}},
+		password: func(right string) string { return "old-" + right },
+		// Courier answers a refused login 5 s late, right at the
+		// harness's 5 s default (a client waits 60 s or more): with it the
+		// case read SERVER_SLOW under load.
+		timeout: 15 * time.Second,
+	},
+	{
+		name:     "courier-tls-required",
+		family:   FamilyCourier,
+		setup:    "Courier-IMAP and Courier POP3 with IMAP_TLS_REQUIRED=1 and POP3_TLS_REQUIRED=1; the customer configured no encryption",
+		want:     rootcause.AuthRequiresTLS,
+		services: []service{{"imap", CourierIMAPTLSRequired, settings.SecurityNone}, {"pop3", CourierPOP3TLSRequired, settings.SecurityNone}},
+	},
+	{
+		name:     "courier-expired-cert",
+		family:   FamilyCourier,
+		setup:    "Courier-IMAP and Courier POP3 over couriertls (GnuTLS) present a certificate that expired yesterday",
+		want:     rootcause.TLSCertExpired,
+		services: []service{{"imaps", CourierIMAPSExpired, ""}, {"pop3s", CourierPOP3SExpired, ""}},
+	},
+	{
+		name:      "courier-mta-healthy",
+		family:    FamilyCourier,
+		setup:     "Courier MTA esmtpd as esmtpd-msa configures it (port 587; STARTTLS, then AUTH LOGIN PLAIN through authdaemond), courierd delivering " + Domain + " (a hosted domain) to the Maildirs Dovecot serves; Courier-IMAP IMAPS",
+		want:      rootcause.Healthy,
+		services:  []service{{"submission", CourierSubmission, ""}, {"imaps", CourierIMAPS, ""}},
+		delivered: 2,
+	},
+	{
+		name:     "courier-mta-wrong-password",
+		family:   FamilyCourier,
+		setup:    "Courier MTA esmtpd-msa; the customer types an old password; authlib's delay of a refused login is on",
+		want:     rootcause.AuthFailed,
+		services: []service{{"submission", CourierSubmission, ""}},
+		password: func(right string) string { return "old-" + right },
+		timeout:  15 * time.Second,
+	},
+	{
+		name:     "courier-mta-relay-denied",
+		family:   FamilyCourier,
+		setup:    "Courier MTA esmtpd-msa; the customer sends to another domain without logging in, on the plaintext port",
+		want:     rootcause.SMTPRelayDenied,
+		services: []service{{"smtp", CourierSubmission, settings.SecurityNone}},
+		noLogin:  true,
+		sendTo:   "someone@elsewhere.test",
+		timeout:  30 * time.Second,
 	},
 }

@@ -137,7 +137,7 @@ func (o *OpenSMTPD) start(t testing.TB, cfg OpenSMTPDConfig, name string, maxSiz
 	if err := os.Chmod(filepath.Join(dir, "var/tmp"), 0o1777); err != nil {
 		t.Fatal(err)
 	}
-	passwd, group, err := opensmtpdUsers()
+	passwd, group, err := withSystemUsers("/var/lib/opensmtpd/empty", "opensmtpd", "opensmtpq")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,10 +219,10 @@ func (o *OpenSMTPD) start(t testing.TB, cfg OpenSMTPDConfig, name string, maxSiz
 	t.Fatalf("opensmtpd %s: %v", name, lastErr)
 }
 
-// opensmtpdUsers returns copies of /etc/passwd and /etc/group with the
-// users the package's postinst would add (opensmtpd, opensmtpq), under
+// withSystemUsers returns copies of /etc/passwd and /etc/group with the
+// system users a package's postinst would add (names, home home), under
 // ids the system does not use.
-func opensmtpdUsers() (passwd, group []byte, err error) {
+func withSystemUsers(home string, names ...string) (passwd, group []byte, err error) {
 	if passwd, err = os.ReadFile("/etc/passwd"); err != nil {
 		return nil, nil, err
 	}
@@ -238,12 +238,12 @@ func opensmtpdUsers() (passwd, group []byte, err error) {
 		}
 	}
 	id := 64990
-	for _, name := range []string{"opensmtpd", "opensmtpq"} {
+	for _, name := range names {
 		for used[strconv.Itoa(id)] {
 			id--
 		}
 		used[strconv.Itoa(id)] = true
-		passwd = fmt.Appendf(bytes.TrimRight(passwd, "\n"), "\n%s:x:%d:%d:OpenSMTPD (maillab e2e):/var/lib/opensmtpd/empty:/usr/sbin/nologin\n", name, id, id)
+		passwd = fmt.Appendf(bytes.TrimRight(passwd, "\n"), "\n%s:x:%d:%d:%s (maillab e2e):%s:/usr/sbin/nologin\n", name, id, id, name, home)
 		group = fmt.Appendf(bytes.TrimRight(group, "\n"), "\n%s:x:%d:\n", name, id)
 	}
 	return passwd, group, nil

@@ -14,6 +14,11 @@
 // runs Thunderbird on an Xvfb display of its own, and keeps a screenshot
 // (screen.png) in the case's temporary directory.
 //
+// TestThunderbirdAccountHub drives Thunderbird's own account set-up (the
+// Account Hub) with a name, an address and a password against the
+// set-up scenarios, its network pointed at the lab by
+// network.dns.forceResolve and network.socket.forcePort.
+//
 // Run: go test -tags e2e -run TestThunderbird -v ./e2e/thunderbird/
 // (MAILLAB_TB_SHOTS=DIR also copies each case's screenshot to DIR as
 // thunderbird-CASE.png, which is how docs/screenshots/ was made).

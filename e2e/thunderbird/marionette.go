@@ -131,11 +131,20 @@ var errAlertOpen = errors.New("unexpected alert open")
 // Thunderbird's windows, without moving the focus: the script reads every
 // window anyway.
 func (m *marionette) execute(ctx context.Context, script string, v any) error {
+	return m.executeArgs(ctx, script, nil, v)
+}
+
+// executeArgs is execute with arguments for the script (its arguments[]);
+// a script returning a promise is awaited.
+func (m *marionette) executeArgs(ctx context.Context, script string, args []any, v any) error {
 	if dl, ok := ctx.Deadline(); ok {
 		m.conn.SetDeadline(dl)
 		defer m.conn.SetDeadline(time.Time{})
 	}
-	params := map[string]any{"script": script, "args": []any{}}
+	if args == nil {
+		args = []any{}
+	}
+	params := map[string]any{"script": script, "args": args}
 	raw, err := m.call("WebDriver:ExecuteScript", params)
 	if errors.Is(err, errAlertOpen) {
 		var handles []string

@@ -179,9 +179,23 @@ func (a account) prefs(marionette bool) string {
 	if v, ok := tlsVersionPref[a.maxTLS]; ok {
 		pref("security.tls.version.max", v)
 	}
-	// First run, telemetry, updates and start pages off: the window
-	// shows the account and nothing else.
-	for name, v := range map[string]any{
+	for name, v := range quietPrefs() {
+		pref(name, v)
+	}
+	if marionette {
+		// Marionette listens on a free port it writes to
+		// MarionetteActivePort; its "recommended" prefs are not set, so
+		// Thunderbird behaves as a trainee's would.
+		pref("marionette.port", 0)
+		pref("marionette.prefs.recommended", false)
+	}
+	return b.String()
+}
+
+// quietPrefs turn first run, telemetry, updates and start pages off: the
+// window shows the account and nothing else.
+func quietPrefs() map[string]any {
+	return map[string]any{
 		"mail.shell.checkDefaultClient":                               false,
 		"mail.rights.version":                                         1,
 		"mailnews.start_page.enabled":                                 false,
@@ -208,17 +222,7 @@ func (a account) prefs(marionette bool) string {
 		"security.OCSP.enabled":                                       0,
 		"extensions.getAddons.cache.enabled":                          false,
 		"datareporting.policy.dataSubmissionPolicyBypassNotification": true,
-	} {
-		pref(name, v)
 	}
-	if marionette {
-		// Marionette listens on a free port it writes to
-		// MarionetteActivePort; its "recommended" prefs are not set, so
-		// Thunderbird behaves as a trainee's would.
-		pref("marionette.port", 0)
-		pref("marionette.prefs.recommended", false)
-	}
-	return b.String()
 }
 
 // sdrOnce builds the SDR helper once per test binary.

@@ -35,6 +35,14 @@ const mozLogModules = "IMAP:5,SMTP:5,POP3:5,timestamp"
 // own and connects Marionette; extra are more command-line arguments
 // (-compose ...).
 func startSession(ctx context.Context, dir, profile string, tools map[string]string, extra ...string) (*session, error) {
+	return startSessionWrapped(ctx, dir, profile, tools, nil, extra...)
+}
+
+// startSessionWrapped is startSession with Thunderbird's command line
+// prefixed by wrap (a program that ends by exec'ing the rest, so the
+// process is Thunderbird's own), e.g. one that gives it its own
+// /etc/hosts.
+func startSessionWrapped(ctx context.Context, dir, profile string, tools map[string]string, wrap []string, extra ...string) (*session, error) {
 	disp, err := startDisplay(ctx, tools["Xvfb"], dir)
 	if err != nil {
 		return nil, err
@@ -54,7 +62,8 @@ func startSession(ctx context.Context, dir, profile string, tools map[string]str
 	// -remote-allow-system-access lets Marionette run scripts in the
 	// chrome context, where the windows' prompts are.
 	args := append([]string{"--profile", profile, "--no-remote", "--marionette", "-remote-allow-system-access"}, extra...)
-	s.cmd = exec.Command(tools["thunderbird"], args...)
+	argv := append(append(append([]string{}, wrap...), tools["thunderbird"]), args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = append(os.Environ(),
 		"DISPLAY="+disp.name,
 		"HOME="+home,

@@ -67,15 +67,24 @@ const (
 
 func main() {
 	quick := flag.Bool("quick", false, "a small run (well under a minute) for tests and CI; only correctness targets are enforced")
+	scale := flag.Float64("scale", 1, "the full run's load times this factor (0.25: a quarter of the sessions, messages, slowloris connections, descriptors and burst), every target enforced")
+	rssWait := flag.Duration("rss-wait", 0, "how long RSS may take to come back after the load (default 3m, 10s with --quick)")
 	bin := flag.String("maillab", "", "path of the maillab binary (scripts/soak.sh builds it)")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "soak: --maillab is required (run scripts/soak.sh)")
 		os.Exit(2)
 	}
-	cfg := fullConfig()
+	if *scale <= 0 || *scale > 1 {
+		fmt.Fprintln(os.Stderr, "soak: --scale must be in (0, 1]")
+		os.Exit(2)
+	}
+	cfg := fullConfig().scaled(*scale)
 	if *quick {
 		cfg = quickConfig()
+	}
+	if *rssWait > 0 {
+		cfg.rssWait = *rssWait
 	}
 	cfg.maillab = *bin
 	r, err := run(cfg, os.Stdout)
@@ -95,6 +104,19 @@ func fullConfig() config {
 		drip: time.Second, smtpTimeout: 10 * time.Second, labNofile: 2000, burst: 2200, rssWait: 3 * time.Minute, enforceAll: true}
 }
 
+// scaled is c with its load times f: the descriptor limit and the burst
+// shrink with it, so the burst still exhausts the lab's descriptors.
+func (c config) scaled(f float64) config {
+	n := func(v int) int { return max(1, int(float64(v)*f+0.5)) }
+	c.imapsSessions = n(c.imapsSessions)
+	c.messages = n(c.messages)
+	c.slowloris = n(c.slowloris)
+	c.slowAddrs = n(c.slowAddrs)
+	c.labNofile = n(c.labNofile)
+	c.burst = n(c.burst)
+	return c
+}
+
 func quickConfig() config {
 	return config{imapsSessions: 40, hold: 3 * time.Second, messages: 300, slowloris: 150, slowAddrs: 2,
 		drip: 200 * time.Millisecond, smtpTimeout: 2 * time.Second, labNofile: 300, burst: 400, rssWait: 10 * time.Second}
@@ -110,6 +132,7 @@ type result struct {
 	recovered                           bool
 	rssBefore, rssPeak, rssAfter        int64
 	rssWaited                           time.Duration
+	memBefore, memAfter                 mem
 	latencies                           []time.Duration
 	probeFailures, burstProbeFailures   int
 	load                                string
@@ -195,10 +218,11 @@ func run(cfg config, out io.Writer) (*result, error) {
 		tls: &tls.Config{RootCAs: pool, ServerName: s.Services["imaps"].Host}}
 	r := &result{}
 	time.Sleep(time.Second)
-	if r.rssBefore, err = rss(sk.pid); err != nil {
+	if r.memBefore, err = memory(sk.pid); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "lab pid %d, RLIMIT_NOFILE %d, RSS %d kB at start\n", sk.pid, cfg.labNofile, r.rssBefore)
+	r.rssBefore = r.memBefore.rss
+	fmt.Fprintf(out, "lab pid %d, RLIMIT_NOFILE %d, RSS %s at start\n", sk.pid, cfg.labNofile, r.memBefore)
 
 	var wg sync.WaitGroup
 	probeDone := make(chan struct{})
@@ -223,6 +247,7 @@ func run(cfg config, out io.Writer) (*result, error) {
 	waitStart := time.Now()
 	r.rssAfter = sk.waitRSS(r.rssBefore)
 	r.rssWaited = time.Since(waitStart)
+	r.memAfter, _ = memory(sk.pid)
 	r.load = loadAverage()
 	report(out, cfg, r)
 	return r, nil
@@ -727,16 +752,45 @@ func (sk *soak) waitRSS(before int64) int64 {
 
 // rss is VmRSS of pid in kB.
 func rss(pid int) (int64, error) {
+	m, err := memory(pid)
+	return m.rss, err
+}
+
+// mem is a process's resident memory in kB: anonymous (the heap, stacks,
+// the runtime's own) and file-backed (the pages of the binary that ran).
+type mem struct{ rss, anon, file int64 }
+
+func (m mem) String() string {
+	return fmt.Sprintf("%d kB (%d anonymous, %d of the binary)", m.rss, m.anon, m.file)
+}
+
+// memory reads VmRSS, RssAnon and RssFile of pid.
+func memory(pid int) (mem, error) {
+	var m mem
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return m, err
 	}
+	found := false
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		key, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		switch key {
+		case "VmRSS":
+			m.rss, found = v, err == nil
+		case "RssAnon":
+			m.anon = v
+		case "RssFile":
+			m.file = v
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	if !found {
+		return m, errors.New("no VmRSS")
+	}
+	return m, nil
 }
 
 func loadAverage() string {
@@ -755,6 +809,7 @@ func report(out io.Writer, cfg config, r *result) {
 	fmt.Fprintf(out, "fd exhaustion: every listener greeting again %s after the burst (target %s)\n", r.recovery.Round(time.Millisecond), maxRecovery)
 	fmt.Fprintf(out, "RSS: %d kB before, %d kB at the peak of the load, %d kB after (%+.0f%%, read %s after the load; target +%.0f%%)\n",
 		r.rssBefore, r.rssPeak, r.rssAfter, 100*(float64(r.rssAfter)/float64(r.rssBefore)-1), r.rssWaited.Round(time.Second), 100*maxRSSGrowth)
+	fmt.Fprintf(out, "  of which anonymous %d → %d kB, pages of the binary %d → %d kB\n", r.memBefore.anon, r.memAfter.anon, r.memBefore.file, r.memAfter.file)
 	fmt.Fprintf(out, "normal client (connect, EHLO, QUIT): p99 %s over %d samples, %d failures; %d failures during the burst (target p99 %s)\n",
 		r.p99().Round(time.Millisecond), len(r.latencies), r.probeFailures, r.burstProbeFailures, maxLatencyP99)
 	fmt.Fprintf(out, "load average at the end: %s\n", r.load)

@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -224,4 +225,97 @@ func (h *errorCounter) records() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.errs...)
+}
+
+// segConn feeds its segments to Read, one per call, and records writes.
+type segConn struct {
+	net.Conn // nil: only the methods below are used
+	segs     [][]byte
+	wrote    bytes.Buffer
+	closed   bool
+}
+
+func (c *segConn) Read(p []byte) (int, error) {
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	if len(c.segs) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.segs[0])
+	if c.segs[0] = c.segs[0][n:]; len(c.segs[0]) == 0 {
+		c.segs = c.segs[1:]
+	}
+	return n, nil
+}
+func (c *segConn) Write(p []byte) (int, error)      { return c.wrote.Write(p) }
+func (c *segConn) Close() error                     { c.closed = true; return nil }
+func (c *segConn) SetWriteDeadline(time.Time) error { return nil }
+
+// guardRun passes input through a guard (before login) cut into segments
+// at the given offsets, reading with go-imap's 4 KiB buffer, and returns
+// what reached go-imap and what the guard answered itself.
+func guardRun(input []byte, cuts []int) (passed, replied []byte) {
+	c := &segConn{}
+	prev := 0
+	for _, at := range cuts {
+		if at > prev && at < len(input) {
+			c.segs = append(c.segs, input[prev:at])
+			prev = at
+		}
+	}
+	c.segs = append(c.segs, input[prev:])
+	g := newGuardConn(c, func() bool { return false }, nil)
+	g.startTLS = &tls.Config{}
+	buf := make([]byte, 4096)
+	for {
+		n, err := g.Read(buf)
+		passed = append(passed, buf[:n]...)
+		if err != nil {
+			return passed, c.wrote.Bytes()
+		}
+	}
+}
+
+// FuzzGuard: the guard's framing of the client's bytes (and its own
+// replies) does not depend on how TCP cut them, and it invents nothing:
+// what reaches go-imap is a subsequence of the input.
+func FuzzGuard(f *testing.F) {
+	for _, s := range []string{
+		"a1 LOGIN {5000}\r\na2 NOOP\r\n",
+		"a1 LOGIN {5000+}\r\n" + strings.Repeat("x", 100),
+		"a1 LOGIN {18}\r\nalice@example.test {100000}\r\n",
+		"a1 ID " + strings.Repeat("(", 150) + strings.Repeat(")", 150) + "\r\na2 NOOP\r\n",
+		"a1 SEARCH \"((((\\\"((\" (((ALL)))\r\n",
+		"a1 NOOP\r\na2 STARTTLS\r\n\x16\x03\x01\x00\x05hello",
+		"a1 STARTTLS extra\r\na2 starttls\r\n",
+		"a1 LOGIN {3}\r\nabc {3}\r\ndef\r\n",
+	} {
+		f.Add([]byte(s), uint16(7), uint16(3))
+	}
+	f.Fuzz(func(t *testing.T, input []byte, step, phase uint16) {
+		if len(input) > 1<<16 {
+			return
+		}
+		whole, wholeReply := guardRun(input, nil)
+		var cuts []int
+		if step > 0 {
+			for at := int(phase) % int(step); at < len(input); at += int(step) {
+				cuts = append(cuts, at)
+			}
+		}
+		cut, cutReply := guardRun(input, cuts)
+		if !bytes.Equal(whole, cut) || !bytes.Equal(wholeReply, cutReply) {
+			t.Fatalf("cut every %d octets: passed %q, replied %q; in one piece: %q, %q", step, cut, cutReply, whole, wholeReply)
+		}
+		// whole is a subsequence of the input: walk both.
+		rest := input
+		for p := whole; len(p) > 0; {
+			i := bytes.Index(rest, p[:1])
+			if i < 0 {
+				t.Fatalf("passed %q is not a subsequence of the input %q", whole, input)
+			}
+			rest, p = rest[i+1:], p[1:]
+		}
+	})
 }

@@ -9,11 +9,29 @@ import (
 	"time"
 )
 
-// guardDial connects in the given listener mode and reads the greeting.
-func guardDial(t *testing.T, l *lab, mode listenMode) *raw {
+// guardMode is how a guard test reaches the server: the three ways a
+// client gets to an IMAP command line.
+type guardMode struct {
+	name     string
+	listener listenMode
+	startTLS bool // upgrade with STARTTLS on the plaintext port first
+}
+
+var guardModes = []guardMode{
+	{"plain", plainListener, false},
+	{"starttls", plainListener, true}, // port 143 after STARTTLS
+	{"tls", lazyTLSListener, false},   // port 993
+}
+
+// guardDial connects in the given mode and reads the greeting (and, for
+// STARTTLS, upgrades the connection).
+func guardDial(t *testing.T, l *lab, mode guardMode) *raw {
 	t.Helper()
-	if mode == plainListener {
+	if mode.listener == plainListener {
 		r, _ := dialRaw(t, l.addr)
+		if mode.startTLS {
+			r.startTLS(l.clientTLS)
+		}
 		return r
 	}
 	r, _ := dialRawTLS(t, l.addr, l.clientTLS)
@@ -43,18 +61,18 @@ func readUntilTagOrClose(t *testing.T, r *raw, tag string) (lines []string, clos
 }
 
 // TestGuardLiteralBeforeLogin: a literal over 4096 octets before login
-// gets a reply (before the guard: none, the client waited forever).
+// gets a reply (before the guard: none, the client waited forever), the
+// same on every port: plaintext, STARTTLS (before the guard handled
+// STARTTLS itself: none, as without the guard) and implicit TLS.
 func TestGuardLiteralBeforeLogin(t *testing.T) {
-	for _, mode := range []listenMode{plainListener, lazyTLSListener} {
-		t.Run(map[listenMode]string{plainListener: "plain", lazyTLSListener: "tls"}[mode], func(t *testing.T) {
-			testGuardLiteralBeforeLogin(t, mode)
-		})
+	for _, mode := range guardModes {
+		t.Run(mode.name, func(t *testing.T) { testGuardLiteralBeforeLogin(t, mode) })
 	}
 }
 
-func testGuardLiteralBeforeLogin(t *testing.T, mode listenMode) {
+func testGuardLiteralBeforeLogin(t *testing.T, mode guardMode) {
 	{
-		l := startLab(t, withListener(mode))
+		l := startLab(t, withListener(mode.listener))
 		tests := []struct {
 			name, send string
 			want       string // prefix of the last line
@@ -100,8 +118,14 @@ func testGuardLiteralBeforeLogin(t *testing.T, mode listenMode) {
 // TestGuardLiteralAfterLogin: after login, go-imap's own literal handling
 // applies (APPEND literals are large).
 func TestGuardLiteralAfterLogin(t *testing.T) {
-	l := startLab(t, withListener(lazyTLSListener))
-	r := guardDial(t, l, lazyTLSListener)
+	for _, mode := range guardModes {
+		t.Run(mode.name, func(t *testing.T) { testGuardLiteralAfterLogin(t, mode) })
+	}
+}
+
+func testGuardLiteralAfterLogin(t *testing.T, mode guardMode) {
+	l := startLab(t, withListener(mode.listener))
+	r := guardDial(t, l, mode)
 	r.expectOK("LOGIN " + alice + " " + alicePass)
 	msg := "Subject: big\r\n\r\n" + strings.Repeat("x", 6000) + "\r\n"
 	r.send("a9 APPEND INBOX {" + itoa64(int64(len(msg))) + "}")
@@ -116,17 +140,25 @@ func TestGuardLiteralAfterLogin(t *testing.T) {
 }
 
 // TestGuardNestingDepth: lists nested too deep get BAD (go-imap said NO
-// [SERVERBUG] past 1000).
+// [SERVERBUG] past 1000), before login and after it, the same on every
+// port (after STARTTLS the guard used to be gone: NO [SERVERBUG] again).
 func TestGuardNestingDepth(t *testing.T) {
-	for _, depth := range []int{MaxNestingDepth + 1, 1001, 5000} {
-		t.Run(itoa64(int64(depth)), func(t *testing.T) { testGuardNestingDepth(t, depth) })
+	for _, mode := range guardModes {
+		for _, depth := range []int{MaxNestingDepth + 1, 1001, 5000} {
+			t.Run(mode.name+"/"+itoa64(int64(depth)), func(t *testing.T) { testGuardNestingDepth(t, mode, depth) })
+		}
 	}
 }
 
-func testGuardNestingDepth(t *testing.T, depth int) {
+func testGuardNestingDepth(t *testing.T, mode guardMode, depth int) {
 	{
-		l := startLab(t, withListener(lazyTLSListener))
-		r := guardDial(t, l, lazyTLSListener)
+		l := startLab(t, withListener(mode.listener))
+		r := guardDial(t, l, mode)
+		// Before login: a command go-imap would parse (LOGIN takes
+		// strings, not lists, but the framing is checked first).
+		if _, done := r.cmd("ID " + strings.Repeat("(", depth) + strings.Repeat(")", depth)); !strings.HasPrefix(done, "BAD [CLIENTBUG] Lists nested") {
+			t.Errorf("depth %d before login: %q, want BAD [CLIENTBUG] Lists nested…", depth, done)
+		}
 		r.expectOK("LOGIN " + alice + " " + alicePass)
 		r.expectOK("SELECT INBOX")
 		_, done := r.cmd("SEARCH " + strings.Repeat("(", depth) + "ALL" + strings.Repeat(")", depth))
@@ -140,14 +172,78 @@ func testGuardNestingDepth(t *testing.T, depth int) {
 	}
 }
 
-// TestGuardSTARTTLS: the plaintext guard steps aside at STARTTLS.
+// TestGuardSTARTTLS: the guard answers STARTTLS itself and goes on inside
+// TLS; to the client it is an ordinary STARTTLS (RFC 9051 §6.2.1): the
+// capabilities change (no STARTTLS, no LOGINDISABLED, AUTH= offered), no
+// second greeting, and plaintext sent after the command is never read as
+// a command.
 func TestGuardSTARTTLS(t *testing.T) {
-	l := startLab(t)
-	r, _ := dialRaw(t, l.addr)
-	r.startTLS(l.clientTLS)
-	r.expectOK("LOGIN " + alice + " " + alicePass)
-	if tc, ok := r.c.(*tls.Conn); !ok || !tc.ConnectionState().HandshakeComplete {
-		t.Fatalf("not TLS after STARTTLS")
+	l := startLab(t, withConfig(func(c *Config) { c.AllowInsecureAuth = false }))
+	t.Run("capabilities", func(t *testing.T) {
+		r, _ := dialRaw(t, l.addr)
+		before, _ := r.cmd("CAPABILITY")
+		if !strings.Contains(strings.Join(before, " "), "STARTTLS") || !strings.Contains(strings.Join(before, " "), "LOGINDISABLED") {
+			t.Fatalf("CAPABILITY before STARTTLS: %q, want STARTTLS and LOGINDISABLED", before)
+		}
+		r.startTLS(l.clientTLS)
+		// The first thing the server says inside TLS answers our
+		// command: no greeting is repeated.
+		after, _ := r.cmd("CAPABILITY")
+		caps := strings.Join(after, " ")
+		if len(after) != 1 || strings.Contains(caps, "STARTTLS") || strings.Contains(caps, "LOGINDISABLED") || !strings.Contains(caps, "AUTH=PLAIN") {
+			t.Fatalf("CAPABILITY after STARTTLS: %q, want one line without STARTTLS and LOGINDISABLED, with AUTH=PLAIN", after)
+		}
+		r.expectOK("LOGIN " + alice + " " + alicePass)
+		if tc, ok := r.c.(*tls.Conn); !ok || !tc.ConnectionState().HandshakeComplete {
+			t.Fatalf("not TLS after STARTTLS")
+		}
+		if req := l.lastRequest(); !req.TLS {
+			t.Errorf("auth.Request.TLS = false after STARTTLS")
+		}
+		if _, done := r.cmd("STARTTLS"); !strings.HasPrefix(done, "BAD") {
+			t.Errorf("second STARTTLS: %q, want BAD", done)
+		}
+	})
+	t.Run("pipelined after STARTTLS", func(t *testing.T) {
+		// CVE-2011-0411 style: a command sent in plaintext together with
+		// STARTTLS must not run inside TLS.
+		r, _ := dialRaw(t, l.addr)
+		r.c.Write([]byte("a1 STARTTLS\r\na2 CAPABILITY\r\n"))
+		if line := r.line(); !strings.HasPrefix(line, "a1 OK") {
+			t.Fatalf("STARTTLS: %q", line)
+		}
+		tc := tls.Client(r.c, l.clientTLS)
+		tc.SetDeadline(time.Now().Add(ioTimeout))
+		if err := tc.Handshake(); err == nil {
+			t.Fatalf("handshake succeeded over the injected plaintext")
+		}
+	})
+}
+
+// TestGuardSTARTTLSRefused: where go-imap refuses STARTTLS, the guard
+// leaves the command to it and the session goes on in plaintext.
+func TestGuardSTARTTLSRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    func(*Config)
+		login  bool
+		status string
+	}{
+		{"after login", func(*Config) {}, true, "BAD"},
+		{"no TLS configured", func(c *Config) { c.TLSConfig = nil }, false, "NO"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := startLab(t, withConfig(tt.cfg))
+			r, _ := dialRaw(t, l.addr)
+			if tt.login {
+				r.expectOK("LOGIN " + alice + " " + alicePass)
+			}
+			if _, done := r.cmd("STARTTLS"); !strings.HasPrefix(done, tt.status) {
+				t.Errorf("STARTTLS: %q, want %s", done, tt.status)
+			}
+			r.expectOK("NOOP")
+		})
 	}
 }
 

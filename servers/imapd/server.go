@@ -11,6 +11,7 @@
 package imapd
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -277,9 +278,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // conn is one accepted connection and its per-connection imapserver.
 type conn struct {
 	srv    *Server
-	nc     net.Conn // as accepted; *tls.Conn on implicit-TLS listeners
-	raw    net.Conn // the TCP connection below any TLS
-	ln     *oneConnListener
+	nc     net.Conn        // as accepted; *tls.Conn on implicit-TLS listeners
+	raw    net.Conn        // the TCP connection below any TLS
 	ctx    context.Context // ends with the connection; bounds auth calls
 	cancel context.CancelFunc
 	log    *slog.Logger
@@ -290,10 +290,11 @@ type conn struct {
 	closedByUs atomic.Bool
 	// loggedIn is set once LOGIN or AUTHENTICATE succeeded.
 	loggedIn atomic.Bool
-	// guard is what go-imap reads and writes (see guardConn).
-	guard *guardConn
-
 	mu       sync.Mutex
+	// guard is what go-imap reads and writes (see guardConn), and ln
+	// hands it to go-imap; both are replaced after STARTTLS.
+	guard    *guardConn
+	ln       *oneConnListener
 	imapConn *imapserver.Conn // set by newSession
 }
 
@@ -312,8 +313,21 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		log:    s.log.With("remote", addrString(nc.RemoteAddr())),
 	}
 	c.guard = newGuardConn(nc, c.loggedIn.Load, func() { c.closedByUs.Store(true) })
+	if _, isTLS := nc.(*tls.Conn); isTLS {
+		c.guard.secure = true
+	} else {
+		c.guard.startTLS = s.cfg.TLSConfig
+	}
 	c.ln = newOneConnListener(c.guard)
 	return c
+}
+
+// current returns the guard and listener of the connection's go-imap
+// session now.
+func (c *conn) current() (*guardConn, *oneConnListener) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.guard, c.ln
 }
 
 // serve runs one connection: the TLS handshake of an implicit-TLS
@@ -349,41 +363,99 @@ func (c *conn) serve() {
 		}
 	}
 
-	var debug io.Writer
+	var debug *transcriptWriter
 	if s.cfg.Transcript != nil {
 		if w := s.cfg.Transcript(c.nc); w != nil {
 			debug = &transcriptWriter{w: w, log: c.log}
 		}
 	}
-	opts := &imapserver.Options{
-		NewSession:   c.newSession,
-		Caps:         s.caps,
-		Logger:       libraryLogger{c},
-		TLSConfig:    s.cfg.TLSConfig,
-		InsecureAuth: s.cfg.AllowInsecureAuth,
-		DebugWriter:  debug,
+	_, secure := c.nc.(*tls.Conn)
+	for {
+		guard, ln := c.current()
+		opts := &imapserver.Options{
+			NewSession:   c.newSession,
+			Caps:         s.caps,
+			Logger:       libraryLogger{c},
+			TLSConfig:    s.cfg.TLSConfig,
+			InsecureAuth: s.cfg.AllowInsecureAuth,
+		}
+		if debug != nil {
+			guard.debug = debug
+			opts.DebugWriter = debug
+		}
+		if secure {
+			// go-imap reads through the guard, not the *tls.Conn, so it
+			// cannot see the TLS: tell it the connection is secure (AUTH
+			// allowed, no LOGINDISABLED) and has no STARTTLS to offer.
+			opts.TLSConfig = nil
+			opts.InsecureAuth = true
+		}
+		is := imapserver.New(opts)
+		// Serve returns once the session has ended: the session's Close
+		// closes the one-connection listener.
+		if err := is.Serve(ln); err != nil {
+			c.log.Error("serve connection", "err", err)
+		}
+		is.Close() // closes the connection if go-imap still holds it
+		up := guard.takeUpgrade()
+		if up == nil || !c.startTLS(up, debug) {
+			return
+		}
+		secure = true
 	}
-	if _, ok := c.nc.(*tls.Conn); ok {
-		// go-imap reads through the guard, not the *tls.Conn, so it
-		// cannot see the TLS: tell it the connection is secure (AUTH
-		// allowed, no LOGINDISABLED) and has no STARTTLS to offer.
-		opts.TLSConfig = nil
-		opts.InsecureAuth = true
-	}
-	is := imapserver.New(opts)
-	// Serve returns once the session has ended: the session's Close
-	// closes the one-connection listener.
-	if err := is.Serve(c.ln); err != nil {
-		c.log.Error("serve connection", "err", err)
-	}
-	is.Close() // closes the connection if go-imap still holds it
 }
+
+// startTLS does the TLS handshake of a STARTTLS the guard answered and
+// puts a new guard above the *tls.Conn for the next go-imap session, which
+// must not greet: RFC 9051 §6.2.1 has the client ask for CAPABILITY again
+// instead. It reports whether the session goes on.
+func (c *conn) startTLS(up *tlsUpgrade, debug *transcriptWriter) bool {
+	s := c.srv
+	var below net.Conn = c.nc
+	if len(up.rest) > 0 {
+		below = &prefixedConn{Wrapped: netx.Wrapped{Conn: c.nc}, r: io.MultiReader(bytes.NewReader(up.rest), c.nc)}
+	}
+	tc := tls.Server(below, s.cfg.TLSConfig)
+	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.HandshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		if !c.closedByUs.Load() {
+			c.log.Info("tls handshake after STARTTLS failed", "err", err)
+		}
+		return false
+	}
+	g := newGuardConn(tc, c.loggedIn.Load, func() { c.closedByUs.Store(true) })
+	g.secure = true
+	g.dropGreeting = true
+	if debug != nil {
+		debug.dropGreeting()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil { // aborted meanwhile
+		return false
+	}
+	c.guard = g
+	c.ln = newOneConnListener(g)
+	return true
+}
+
+// prefixedConn reads the bytes the client sent right after STARTTLS
+// (the start of its handshake) before the rest of the connection.
+type prefixedConn struct {
+	netx.Wrapped
+	r io.Reader
+}
+
+func (p *prefixedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 func (c *conn) newSession(ic *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	c.mu.Lock()
 	c.imapConn = ic
+	guard, ln := c.guard, c.ln
 	c.mu.Unlock()
-	return &session{c: c, log: c.log}, nil, nil
+	return &session{c: c, log: c.log, guard: guard, ln: ln}, nil, nil
 }
 
 func addrString(a net.Addr) string {
@@ -395,8 +467,13 @@ func addrString(a net.Addr) string {
 
 // sessionEnded is called by the session's Close, the last call go-imap
 // makes on a connection: it closes the connection (sending a TLS
-// close_notify where there is TLS) and lets serve return.
-func (c *conn) sessionEnded() {
+// close_notify where there is TLS) and lets serve return. After STARTTLS
+// only the plaintext session ends: the connection goes on in TLS.
+func (c *conn) sessionEnded(s *session) {
+	if s.guard.upgrading() {
+		s.ln.Close()
+		return
+	}
 	c.mu.Lock()
 	ic := c.imapConn
 	c.mu.Unlock()
@@ -404,7 +481,7 @@ func (c *conn) sessionEnded() {
 		ic.NetConn().Close()
 	}
 	c.raw.Close()
-	c.ln.Close()
+	s.ln.Close()
 	c.cancel()
 }
 
@@ -413,7 +490,8 @@ func (c *conn) abort() {
 	c.closedByUs.Store(true)
 	c.cancel()
 	c.raw.Close()
-	c.ln.Close()
+	_, ln := c.current()
+	ln.Close()
 }
 
 // bye ends the session with an untagged BYE (RFC 3501 §7.1.5).
@@ -476,18 +554,40 @@ type transcriptWriter struct {
 	w      io.Writer
 	failed bool
 	log    *slog.Logger
+	// skipLine: the next line written is the greeting of the go-imap
+	// session that goes on after STARTTLS, which the client never gets.
+	skipLine bool
+}
+
+// dropGreeting makes the writer skip the next line the server writes.
+func (t *transcriptWriter) dropGreeting() {
+	t.mu.Lock()
+	t.skipLine = true
+	t.mu.Unlock()
 }
 
 func (t *transcriptWriter) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	n := len(p)
+	if t.skipLine {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return n, nil
+		}
+		t.skipLine = false
+		p = p[i+1:]
+		if len(p) == 0 {
+			return n, nil
+		}
+	}
 	if !t.failed {
 		if _, err := t.w.Write(p); err != nil {
 			t.failed = true
 			t.log.Warn("transcript write failed; transcript stopped for this session", "err", err)
 		}
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // libraryLogger passes go-imap's log lines to the connection's logger:

@@ -266,6 +266,11 @@ func TestTranscriptAfterSTARTTLS(t *testing.T) {
 			t.Errorf("transcript lacks %q (plaintext after TLS):\n%s", want, got)
 		}
 	}
+	// The session inside TLS does not greet again (the client never
+	// gets that greeting, so the transcript must not show it).
+	if n := strings.Count(got, "IMAP server ready"); n != 1 {
+		t.Errorf("transcript holds %d greetings, want 1:\n%s", n, got)
+	}
 }
 
 func TestBrokenTranscriptKeepsSessionAlive(t *testing.T) {

@@ -29,9 +29,11 @@ const delim = '/'
 // (when reading DONE fails, or the client sends something else): every
 // other method therefore waits for a running Idle first (settle).
 type session struct {
-	c    *conn
-	log  *slog.Logger
-	user *mailstore.User // nil until login; set in the command goroutine
+	c     *conn
+	guard *guardConn       // what this session's go-imap reads
+	ln    *oneConnListener // hands guard to go-imap
+	log   *slog.Logger
+	user  *mailstore.User // nil until login; set in the command goroutine
 
 	mu       sync.Mutex
 	sel      *view         // the selected mailbox, nil if none
@@ -79,7 +81,7 @@ func (s *session) Close() error {
 	if sel != nil {
 		sel.close()
 	}
-	s.c.sessionEnded()
+	s.c.sessionEnded(s)
 	return nil
 }
 
@@ -185,7 +187,7 @@ func (c *conn) imapConnNetConn() net.Conn {
 	}
 	nc := ic.NetConn()
 	if g, ok := nc.(*guardConn); ok {
-		return g.Conn // the *tls.Conn of implicit TLS, below the guard
+		return g.Conn // the *tls.Conn of implicit TLS or STARTTLS, below the guard
 	}
 	return nc
 }

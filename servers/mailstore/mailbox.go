@@ -340,6 +340,19 @@ func (mb *Mailbox) Expunge(uids []uint32) ([]uint32, error) {
 	return mb.expungeLocked(uids)
 }
 
+// shrunk returns msgs in a smaller array when it uses under a quarter of
+// its capacity: a mailbox that held 20,000 messages and was emptied would
+// otherwise keep the array of 20,000 pointers for good.
+func shrunk(msgs []*Message) []*Message {
+	if cap(msgs) <= 64 || len(msgs) >= cap(msgs)/4 {
+		return msgs
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return append(make([]*Message, 0, 2*len(msgs)), msgs...)
+}
+
 func (mb *Mailbox) expungeLocked(uids []uint32) ([]uint32, error) {
 	uids = slices.Clone(uids)
 	slices.Sort(uids)
@@ -369,6 +382,7 @@ func (mb *Mailbox) expungeLocked(uids []uint32) ([]uint32, error) {
 	}
 	if len(gone) > 0 {
 		mb.msgs = slices.DeleteFunc(mb.msgs, func(m *Message) bool { return gone[m] })
+		mb.msgs = shrunk(mb.msgs)
 	}
 	slices.Sort(removed)
 	return removed, err

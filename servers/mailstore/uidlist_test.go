@@ -225,3 +225,49 @@ func FuzzFolderName(f *testing.F) {
 		}
 	})
 }
+
+// TestExpungeReleasesArray: a mailbox emptied by EXPUNGE does not keep
+// the array it needed when it was full (seen after the soak, issue 12).
+func TestExpungeReleasesArray(t *testing.T) {
+	s, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.AddUser("alice@example.test", "alice", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := u.Mailbox(Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uids []uint32
+	for range 5000 {
+		uid, err := mb.Append([]byte("Subject: x\r\n\r\nx\r\n"), nil, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids = append(uids, uid)
+	}
+	tests := []struct {
+		name    string
+		expunge []uint32
+		left    int
+		maxCap  int
+	}{
+		{"a few", uids[:10], 4990, 8192},
+		{"all but 90", uids[10:4910], 90, 180},
+		{"the rest", uids[4910:], 0, 0},
+	}
+	for _, tt := range tests {
+		if _, err := mb.Expunge(tt.expunge); err != nil {
+			t.Fatal(err)
+		}
+		mb.mu.Lock()
+		n, c := len(mb.msgs), cap(mb.msgs)
+		mb.mu.Unlock()
+		if n != tt.left || c > tt.maxCap {
+			t.Errorf("%s expunged: %d messages in an array of %d, want %d in at most %d", tt.name, n, c, tt.left, tt.maxCap)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -247,7 +248,10 @@ func (se *session) Data(r io.Reader) error {
 	if c := se.conn.Conn(); c != nil {
 		c.SetReadDeadline(time.Now().Add(se.s.cfg.DataTimeout))
 	}
-	body, err := io.ReadAll(r)
+	// The Received field is written first and the message read after it
+	// into one buffer, the one the mailboxes keep: the body is not copied
+	// again to put the field in front of it.
+	msg, err := readMessage(r, se.receivedHeader())
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return errDataTimeout
@@ -257,20 +261,20 @@ func (se *session) Data(r io.Reader) error {
 		// through unwrapped.
 		return err
 	}
+	body := msg.body()
 	env := se.envelope()
 	for _, c := range se.s.cfg.Checks {
 		if err := c.CheckData(context.Background(), env, body); err != nil {
 			return err
 		}
 	}
-	msg := append(se.receivedHeader(), body...)
 	var remote []string
 	for _, to := range se.to {
 		if !se.isLocal(to) {
 			remote = append(remote, to)
 			continue
 		}
-		if err := se.s.cfg.Store.Deliver(to, msg); err != nil {
+		if err := se.s.cfg.Store.Deliver(to, msg.data); err != nil {
 			if errors.Is(err, mailstore.ErrOverQuota) {
 				return overQuota(to)
 			}
@@ -279,12 +283,70 @@ func (se *session) Data(r io.Reader) error {
 		}
 	}
 	if len(remote) > 0 && se.s.cfg.Relay != nil {
-		if err := se.s.cfg.Relay(se.from, remote, msg); err != nil {
+		if err := se.s.cfg.Relay(se.from, remote, msg.data); err != nil {
 			se.s.cfg.Logger.Error("relay failed", "err", err)
 			return errTempLocal
 		}
 	}
 	return nil
+}
+
+// message is a received message: the Received field the server added,
+// then the client's message, in one slice.
+type message struct {
+	data      []byte
+	headerLen int
+}
+
+// body is the message as the client sent it.
+func (m message) body() []byte { return m.data[m.headerLen:] }
+
+// chunkSize is the unit readMessage reads in: big enough for few reads,
+// small enough that a message of a few KiB costs little.
+const chunkSize = 32 << 10
+
+// chunks recycles readMessage's read buffers between messages.
+var chunks = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// readMessage reads r to its end into one exactly sized slice that starts
+// with header. The length is not known in advance (a client's SIZE
+// parameter is its estimate, RFC 1870 §3, and trusting it would let a
+// client make the server allocate 25 MiB for nothing), so the message is
+// read into pooled chunks and copied once into its final slice; unlike
+// io.ReadAll, no growing slice is copied again at each growth, and the
+// mailbox keeps no spare capacity. On an error it returns what was read.
+func readMessage(r io.Reader, header []byte) (message, error) {
+	var (
+		full  []*[]byte // filled chunks
+		last  *[]byte   // the chunk being filled
+		n     int       // octets in last
+		total = len(header)
+		err   error
+	)
+	for err == nil {
+		if last == nil || n == chunkSize {
+			if last != nil {
+				full = append(full, last)
+			}
+			last, n = chunks.Get().(*[]byte), 0
+		}
+		var m int
+		m, err = r.Read((*last)[n:])
+		n += m
+		total += m
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	data := make([]byte, 0, total)
+	data = append(data, header...)
+	for _, c := range full {
+		data = append(data, *c...)
+		chunks.Put(c)
+	}
+	data = append(data, (*last)[:n]...)
+	chunks.Put(last)
+	return message{data: data, headerLen: len(header)}, err
 }
 
 // receivedHeader is the trace field every SMTP server adds (RFC 5321

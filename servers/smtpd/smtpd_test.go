@@ -2,14 +2,19 @@ package smtpd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -31,7 +36,7 @@ const alicePassword = "Tg7kYq2pWmZa"
 // start serves one SMTP port on 127.0.0.1 with cfg completed by the
 // fixture: a store with alice and bob, the store authenticator, and
 // STARTTLS with a certificate of a fresh CA.
-func start(t *testing.T, cfg Config) *fixture {
+func start(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	store, err := mailstore.Open(mailstore.Options{})
 	if err != nil {
@@ -264,4 +269,39 @@ func TestChecks(t *testing.T) {
 	if n := len(fx.inbox(t, "bob@example.test")); n != 0 {
 		t.Errorf("bob's INBOX has %d messages after a refused DATA, want 0", n)
 	}
+}
+
+// TestReadMessage: the message comes back whole behind the header, in a
+// slice without spare capacity, however the reader cuts it; on a read
+// error what came before it is returned with the error.
+func TestReadMessage(t *testing.T) {
+	header := []byte("Received: x\r\n")
+	for _, size := range []int{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 3*chunkSize + 5} {
+		body := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+		for name, r := range map[string]io.Reader{
+			"whole": bytes.NewReader(body),
+			"half":  iotest.HalfReader(bytes.NewReader(body)),
+		} {
+			t.Run(fmt.Sprintf("%d/%s", size, name), func(t *testing.T) {
+				m, err := readMessage(r, header)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(m.data, append(slices.Clone(header), body...)) || !bytes.Equal(m.body(), body) {
+					t.Fatalf("readMessage: %d octets, body %d; want %d, %d", len(m.data), len(m.body()), len(header)+size, size)
+				}
+				if cap(m.data) != len(m.data) {
+					t.Errorf("cap %d, len %d: the mailbox would keep spare capacity", cap(m.data), len(m.data))
+				}
+			})
+		}
+	}
+	t.Run("error", func(t *testing.T) {
+		boom := errors.New("boom")
+		body := bytes.Repeat([]byte("x"), chunkSize+10)
+		m, err := readMessage(io.MultiReader(bytes.NewReader(body), iotest.ErrReader(boom)), header)
+		if !errors.Is(err, boom) || !bytes.Equal(m.body(), body) {
+			t.Errorf("readMessage = %d octets, %v; want %d, %v", len(m.body()), err, len(body), boom)
+		}
+	})
 }
