@@ -69,8 +69,10 @@ var failure = map[string]string{
 // trainees open their personal links in browsers of their own; their
 // curl against the ticket's customer settings fails as the scenario says,
 // and the failure shows in the trainer's live transcript within 2 s; one
-// answers right, one wrong; the board, never reloaded, follows live; the
-// CSV export holds both answers and the debrief shows them.
+// answers right, the other takes a hint and answers wrong; the board,
+// never reloaded, follows live (connected, hints, answered, right/wrong);
+// the CSV export holds both answers with hints and scores, and the
+// debrief shows them.
 func TestClass(t *testing.T) {
 	curl := need(t, []string{"curl"}, "curl")
 	c := startConsole(t)
@@ -149,13 +151,15 @@ func TestClass(t *testing.T) {
 
 	// Ann works on expired-cert and answers right; Bob on wrong-password
 	// and answers wrong.
+	// Bob takes a hint first.
 	type work struct {
 		trainee, scenario, answer, fix string
 		right                          bool
+		hints                          int
 	}
 	works := []work{
-		{"Ann", "expired-cert", "", "Renew the certificate on the server and reload the services.", true},
-		{"Bob", "wrong-password", "TLS_CERT_EXPIRED", "Tell the customer to accept the certificate warning.", false},
+		{"Ann", "expired-cert", "", "Renew the certificate on the server and reload the services.", true, 0},
+		{"Bob", "wrong-password", "TLS_CERT_EXPIRED", "Tell the customer to accept the certificate warning.", false, 1},
 	}
 	for i := range works {
 		sc, err := scenarios.Lookup(works[i].scenario)
@@ -216,8 +220,16 @@ func TestClass(t *testing.T) {
 		watch.until("the failure in the live transcript",
 			fmt.Sprintf(`[...document.querySelectorAll('[data-test=transcript-line]')].some(l => +l.dataset.seq > %d && (%s))`, before, failure[w.scenario]),
 			transcriptWait)
-		t.Logf("%s: curl's failure showed in the trainer's live transcript %v after curl exited", w.scenario, time.Since(curlDone).Round(time.Millisecond))
+		t.Logf("%s: curl's failure was in the trainer's live transcript when looked for, %v after curl exited (limit 2s)", w.scenario, time.Since(curlDone).Round(time.Millisecond))
 		trainer.until(w.trainee+"'s "+w.scenario+" cell connected", cellSel(tc.Ticket)+`.dataset.status === 'connected'`, wait)
+
+		for i := range w.hints {
+			trainee.click(`form[data-test=hint] button[type=submit]`)
+			trainee.until(fmt.Sprintf("hint %d", i+1), fmt.Sprintf(`document.querySelectorAll('[data-test=hints] li').length === %d`, i+1), wait)
+		}
+		if w.hints > 0 {
+			trainer.until(fmt.Sprintf("%s's hints on the board", w.trainee), cellSel(tc.Ticket)+fmt.Sprintf(`.textContent.includes('%d hint')`, w.hints), wait)
+		}
 
 		// The answer.
 		trainee.setValue(`form[data-test=answer-form] select[name=code]`, w.answer)
@@ -285,6 +297,17 @@ func TestClass(t *testing.T) {
 			}
 			if s, err := strconv.ParseFloat(r[6], 64); err != nil || s < 0 {
 				t.Errorf("export-csv row %v: seconds %q", r, r[6])
+			}
+			if r[7] != strconv.Itoa(w.hints) {
+				t.Errorf("export-csv row %v: hints_used %q, want %d", r, r[7], w.hints)
+			}
+			// 100 if right, less 25 a hint; 0 if wrong.
+			score := 0
+			if w.right {
+				score = 100 - 25*w.hints
+			}
+			if r[8] != strconv.Itoa(score) {
+				t.Errorf("export-csv row %v: score %q, want %d", r, r[8], score)
 			}
 		}
 		if !found {
