@@ -31,7 +31,7 @@ import (
 // wait bounds every wait for an element or a condition in the browser; a
 // page that never shows what the test looks for fails the test after it
 // with the selector and what the page says.
-const wait = 15 * time.Second
+const wait = 30 * time.Second
 
 // need returns the path of a Debian client, or skips the test with the
 // package to install (fails it when CI=true: CI installs every client).
