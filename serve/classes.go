@@ -187,9 +187,10 @@ func (s *Server) labEvent(m *managedLab, ev Event) {
 	}()
 }
 
-// changeTicket applies change to t under the class lock, saves it and
-// sends the class's "ticket" event. If change or the save fails, t is
-// left as it was.
+// changeTicket applies change to a copy of t under the class lock, saves
+// it and only then copies the progress fields back (the ids are read
+// without the lock, so they are never written) and sends the class's
+// "ticket" event. If change or the save fails, t is left as it was.
 func (s *Server) changeTicket(t *ticket, change func(t *ticket) error) error {
 	s.cls.mu.Lock()
 	defer s.cls.mu.Unlock()
@@ -197,18 +198,18 @@ func (s *Server) changeTicket(t *ticket, change func(t *ticket) error) error {
 	if s.cls.byID[c.ID] != c {
 		return errNotFound // the class was deleted meanwhile
 	}
-	before := *t
-	if err := change(t); err != nil {
-		*t = before
+	next := *t
+	if err := change(&next); err != nil {
 		return err
 	}
-	if *t == before {
+	if next == *t {
 		return nil
 	}
-	if err := s.store.updateTicket(context.Background(), t); err != nil {
-		*t = before
+	if err := s.store.updateTicket(context.Background(), &next); err != nil {
 		return err
 	}
+	t.OpenedAt, t.ConnectedAt, t.AnsweredAt = next.OpenedAt, next.ConnectedAt, next.AnsweredAt
+	t.HintsUsed, t.AnswerCode, t.AnswerFix = next.HintsUsed, next.AnswerCode, next.AnswerFix
 	c.hub.publish(Event{Kind: "ticket", data: ticketEvent(t)})
 	return nil
 }
