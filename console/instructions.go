@@ -16,8 +16,9 @@ func shellQuote(s string) string {
 }
 
 // curlLines are the commands that try the customer's settings with curl:
-// the lab's names resolve only in the lab's DNS server, so the first line
-// asks it (dig) and curl is pinned to that answer with --resolve. A lab
+// the lab's names resolve only through the DNS server of the settings
+// (the lab's, unless the scenario gives the customer another), so the
+// first line asks it (dig) and curl is pinned to that answer with --resolve. A lab
 // whose fault is in DNS fails already there, as a mail client would.
 func curlLines(s settings, dns string) []string {
 	if dns == "" {
@@ -33,7 +34,7 @@ func curlLines(s settings, dns string) []string {
 	}
 	var lines []string
 	looked := map[string]bool{}
-	// A name the lab's DNS does not resolve (or a DNS server that does
+	// A name that DNS server does not resolve (or a DNS server that does
 	// not answer) stops the commands there, saying so: that is the
 	// customer's failure.
 	lookup := func(host string) string {
@@ -42,7 +43,7 @@ func curlLines(s settings, dns string) []string {
 			looked[host] = true
 			lines = append(lines, fmt.Sprintf("%s=$(dig +short +time=3 +tries=1 -p %s @%s %s A | grep -E '^[0-9.]+$' | tail -n 1)", v, dnsPort, dnsHost, shellQuote(host)))
 		}
-		return "${" + v + ":?no address for " + host + " from the lab DNS server}"
+		return "${" + v + ":?no address for " + host + " from DNS server " + dns + "}"
 	}
 	for _, name := range []string{"submission", "submissions", "smtp"} {
 		sv, ok := s.Services[name]

@@ -38,7 +38,7 @@ func TestCurlLines(t *testing.T) {
 	got := strings.Join(curlLines(s, "127.0.0.1:5353"), "\n")
 	for _, want := range []string{
 		"ADDR_smtp_example_test=$(dig +short +time=3 +tries=1 -p 5353 @127.0.0.1 smtp.example.test A | grep -E '^[0-9.]+$' | tail -n 1)",
-		"curl -v --url smtps://smtp.example.test:465 --cacert ca.pem --resolve smtp.example.test:465:${ADDR_smtp_example_test:?no address for smtp.example.test from the lab DNS server} --user 'alice@example.test:p'\\''w'",
+		"curl -v --url smtps://smtp.example.test:465 --cacert ca.pem --resolve smtp.example.test:465:${ADDR_smtp_example_test:?no address for smtp.example.test from DNS server 127.0.0.1:5353} --user 'alice@example.test:p'\\''w'",
 		"curl -v --url pop3://mail.example.test:110/ --ssl-reqd --cacert ca.pem --resolve mail.example.test:110:${ADDR_mail_example_test:?",
 	} {
 		if !strings.Contains(got, want) {
@@ -63,7 +63,7 @@ func TestCurlLinesStopAtDNS(t *testing.T) {
 	cmd := exec.Command(sh, "-c", script)
 	cmd.Dir = t.TempDir() // the lines write mail.txt
 	out, err := cmd.CombinedOutput()
-	if err == nil || strings.Contains(string(out), "CURL RAN") || !strings.Contains(string(out), "no address for mail.example.test from the lab DNS server") {
+	if err == nil || strings.Contains(string(out), "CURL RAN") || !strings.Contains(string(out), "no address for mail.example.test from DNS server 127.0.0.1:5353") {
 		t.Errorf("sh with an empty DNS answer: err %v, output %q; want a stop naming the host", err, out)
 	}
 }

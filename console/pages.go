@@ -305,7 +305,8 @@ type labPage struct {
 // settingsCard is the customer's settings as a helpdesk card.
 type settingsCard struct {
 	Domain   string
-	DNS      string
+	DNS      string // the customer's resolver setting
+	LabDNS   string // the lab's own DNS server, when it differs
 	Accounts []account
 	Services []cardService
 	CAURL    string
@@ -383,6 +384,9 @@ func (c *Console) loadLabPage(r *http.Request, id string) (*labPage, error) {
 		return nil, err
 	}
 	p.Card = makeCard(p.Lab.Settings, "/api/v1/labs/"+esc(id)+"/ca.pem")
+	if r := p.Lab.Lab.Resolver; r != "" && r != p.Card.DNS {
+		p.Card.LabDNS = r // dns-wrong-server: the customer uses another
+	}
 	if p.Lab.Scenario != "" {
 		var sc scenario
 		// A custom scenario (YAML) is not in the catalog: no story then.

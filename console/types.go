@@ -72,6 +72,7 @@ type labInfo struct {
 	Ports             map[string]int `json:"ports"`
 	Faults            []faultSpec    `json:"faults"`
 	Settings          settings       `json:"settings"`
+	Lab               settings       `json:"lab"`
 }
 
 type event struct {

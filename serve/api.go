@@ -56,6 +56,13 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/api/", s.authenticated(s.errors(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "", "no endpoint %s %s (GET /api/v1/openapi.json lists them)", r.Method, r.URL.Path)
 	})))
+	// A trainee path no route matches (a ticket's unknown sub-path, a
+	// wrong method) is the same 404 as a wrong key: the trainee API has
+	// no token, so the catch-all above would answer 401 and tell a
+	// guesser which paths exist.
+	mux.Handle("/api/v1/trainee/", traineeHeaders(s.errors(func(w http.ResponseWriter, r *http.Request) error {
+		return errNotFound
+	})))
 	mux.Handle("GET /metrics", s.authenticated(s.metrics.handler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "labs": len(s.list())})

@@ -369,6 +369,16 @@ func TestTraineeNotFoundIsUniform(t *testing.T) {
 	if code, data := ts.trainee("GET", "ffff", nil); code != http.StatusNotFound || !bytes.Equal(data, want) {
 		t.Errorf("GET unknown trainee = %d %s, want 404 %s", code, data, want)
 	}
+	for _, p := range []struct{ method, path string }{
+		{"GET", ann.Key + "/tickets/" + ann.Tickets[0].ID + "/nope"},
+		{"GET", ann.Key + "/nope"},
+		{"DELETE", ann.Key + "/tickets/" + ann.Tickets[0].ID},
+		{"PUT", ann.Key + "/tickets/" + ann.Tickets[0].ID + "/answer"},
+	} {
+		if code, data := ts.trainee(p.method, p.path, nil); code != http.StatusNotFound || !bytes.Equal(data, want) {
+			t.Errorf("%s unmatched trainee path %s = %d %s, want 404 %s", p.method, p.path, code, data, want)
+		}
+	}
 	req, _ := http.NewRequest("GET", ts.http.URL+"/api/v1/trainee/"+ann.Key, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -204,6 +205,23 @@ func TestGuardSTARTTLS(t *testing.T) {
 			t.Errorf("second STARTTLS: %q, want BAD", done)
 		}
 	})
+	t.Run("handshake in the same segment", func(t *testing.T) {
+		// A client that sends its ClientHello right behind STARTTLS,
+		// in one write: those bytes start the handshake.
+		r, _ := dialRaw(t, l.addr)
+		pc := &pipelinedStartTLS{Conn: r.c, r: r.r}
+		tc := tls.Client(pc, l.clientTLS)
+		tc.SetDeadline(time.Now().Add(ioTimeout))
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("handshake behind STARTTLS: %v (server said %q)", err, pc.reply)
+		}
+		if !strings.HasPrefix(pc.reply, "a1 OK") {
+			t.Fatalf("STARTTLS: %q", pc.reply)
+		}
+		r.c, r.r = tc, bufio.NewReader(tc)
+		r.tag = 1
+		r.expectOK("LOGIN " + alice + " " + alicePass)
+	})
 	t.Run("pipelined after STARTTLS", func(t *testing.T) {
 		// CVE-2011-0411 style: a command sent in plaintext together with
 		// STARTTLS must not run inside TLS.
@@ -267,4 +285,36 @@ func TestLiteralHeader(t *testing.T) {
 			t.Errorf("literalHeader(%q) = %d, %v, %v; want %d, %v, %v", tt.line, size, nonSync, ok, tt.size, tt.nonSync, tt.ok)
 		}
 	}
+}
+
+// pipelinedStartTLS is a client connection that sends "a1 STARTTLS" in
+// the same write as the first TLS bytes, and reads the server's reply
+// line before passing what follows to TLS.
+type pipelinedStartTLS struct {
+	net.Conn
+	r     *bufio.Reader
+	sent  bool
+	reply string
+}
+
+func (c *pipelinedStartTLS) Write(p []byte) (int, error) {
+	if !c.sent {
+		c.sent = true
+		if _, err := c.Conn.Write(append([]byte("a1 STARTTLS\r\n"), p...)); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *pipelinedStartTLS) Read(p []byte) (int, error) {
+	if c.reply == "" {
+		line, err := c.r.ReadString('\n')
+		c.reply = strings.TrimRight(line, "\r\n")
+		if err != nil {
+			return 0, err
+		}
+	}
+	return c.r.Read(p)
 }
