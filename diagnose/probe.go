@@ -334,21 +334,13 @@ func (p *prober) nextSeq() int {
 	return p.seq
 }
 
-// recode changes the code of a failed step, recorded or in progress: a
-// judgement that needs what later steps (or other services) found.
+// recode changes the code of a recorded failed step: a judgement that
+// needs what later steps (or other services) found (derive).
 func (p *prober) recode(stepIdx int, code rootcause.Code, summary, fix string) {
-	var r *stepResult
-	switch {
-	case stepIdx < len(p.results):
-		r = &p.results[stepIdx]
-	case p.cur != nil && p.cur.idx == stepIdx:
-		r = &p.cur.res
-	default:
+	if stepIdx >= len(p.results) || p.results[stepIdx].OK {
 		return
 	}
-	if r.OK {
-		return
-	}
+	r := &p.results[stepIdx]
 	r.Code = code
 	r.summary, r.fix = summary, fix
 }
@@ -621,7 +613,6 @@ func (p *prober) stepGreeting(ctx context.Context) (stepResult, bool) {
 	ok := p.greet(ctx, st, p.sess)
 	if ok {
 		p.greeted = true
-		p.judgeWrongAddress()
 	}
 	return st.done(ok)
 }

@@ -90,6 +90,7 @@ func interruptedReport(probers []*prober) *Report {
 		Summary:     "the diagnosis was interrupted before it finished; the steps below ran before the interruption",
 		Findings:    []Finding{},
 	}
+	derive(probers)
 	for _, p := range probers {
 		rep.Services = append(rep.Services, p.report())
 	}
@@ -170,7 +171,7 @@ func parsePEMCerts(data []byte) []*x509.Certificate {
 // findings.
 func assemble(env *runEnv, probers []*prober) *Report {
 	rep := &Report{}
-	interceptionAcrossHosts(probers)
+	derive(probers)
 	var all []*issue
 	for _, p := range probers {
 		sr := p.report()
@@ -265,6 +266,21 @@ func skippedSteps(probers []*prober) int {
 		}
 	}
 	return n
+}
+
+// derive makes the judgements that need more than one step's result,
+// once every service ran, on the recorded results: the one place that
+// changes a step's code after the step. A hostname mismatch on another
+// organisation's server becomes DNS_WRONG_ADDRESS (it needs the
+// greeting, which comes after implicit TLS); one untrusted issuer across
+// domains becomes TLS_INTERCEPTED (it needs the other services).
+func derive(probers []*prober) {
+	for _, p := range probers {
+		if p.greeted {
+			p.judgeWrongAddress()
+		}
+	}
+	interceptionAcrossHosts(probers)
 }
 
 // interceptionAcrossHosts turns "untrusted" verdicts into TLS_INTERCEPTED

@@ -124,7 +124,6 @@ func (p *prober) judgeTLS(ctx context.Context, st *stepRec, h hsResult, stalls, 
 		if stalls > 0 {
 			p.note(SeverityError, rootcause.Intermittent, fmt.Sprintf("%d of %d TLS handshakes with %s port %d stalled", stalls, tries, p.svc.Host, p.svc.Port), ev, defaultFix(rootcause.Intermittent, p.svc))
 		}
-		p.judgeWrongAddress()
 	case stalls > 0:
 		st.fail(rootcause.Intermittent, ev, fmt.Sprintf("%d of %d TLS handshakes with %s port %d stalled; the others succeeded", stalls, tries, p.svc.Host, p.svc.Port), "")
 	default:

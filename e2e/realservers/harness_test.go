@@ -22,6 +22,8 @@ func TestNormalize(t *testing.T) {
 		{"250 2.0.0 Ok: queued as 4Xk2Lq0zQ7z9sN1", "250 2.0.0 Ok: queued as <QUEUEID>"},
 		{"250 2.0.0 Ok: queued as 6967F9844AC", "250 2.0.0 Ok: queued as <QUEUEID>"},
 		{"250 2.0.0 09bf3443 Message accepted for delivery", "250 2.0.0 <QUEUEID> Message accepted for delivery"},
+		{"250 Ok. 000000006B13B5DF.0000007C", "250 Ok. <QUEUEID>"},
+		{"250 Ok.", "250 Ok."},
 		{"a5 OK Status completed (0.001 + 0.000 + 0.001 secs).", "a5 OK Status completed (<TIMING> secs)."},
 		{"c OK Logout completed (0.001 + 0.000 secs).", "c OK Logout completed (<TIMING> secs)."},
 		{"* OK [UIDVALIDITY 1732661623] UIDs valid", "* OK [UIDVALIDITY <N>] UIDs valid"},

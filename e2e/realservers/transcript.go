@@ -76,6 +76,8 @@ var normalizers = []struct {
 	{regexp.MustCompile(`queued as [0-9A-Za-z]+`), "queued as <QUEUEID>"},
 	// OpenSMTPD: "250 2.0.0 09bf3443 Message accepted for delivery".
 	{regexp.MustCompile(`^250 2\.0\.0 [0-9a-f]{8} Message accepted`), "250 2.0.0 <QUEUEID> Message accepted"},
+	// Courier: "250 Ok. 000000006B13B5DF.0000007C".
+	{regexp.MustCompile(`^250 Ok\. [0-9A-F]{16}\.[0-9A-F]{8}$`), "250 Ok. <QUEUEID>"},
 	// Dovecot: "a5 OK Status completed (0.001 + 0.000 + 0.001 secs)."
 	{regexp.MustCompile(`\(\d+\.\d+ \+ \d+\.\d+( \+ \d+\.\d+)? secs\)`), "(<TIMING> secs)"},
 	// Dovecot: "[UIDVALIDITY 1732661623]" and "[UIDNEXT 2]".
