@@ -29,7 +29,7 @@ func (p *prober) startTLSHandshake(ctx context.Context, st *stepRec, s *session,
 		// TLS, to catch a share of stalling handshakes.
 		stalls, tries := 0, 1
 		for i := 1; i < p.cfg.TLSAttempts; i++ {
-			h2 := p.freshHandshakeTimeout(ctx, params, p.extraTimeout(h))
+			h2 := p.freshHandshakeTimeout(ctx, params, p.extraTimeout())
 			if h2.raw == nil {
 				break
 			}
@@ -45,7 +45,7 @@ func (p *prober) startTLSHandshake(ctx context.Context, st *stepRec, s *session,
 	}
 	if h.stalled() {
 		for i := 1; i < p.cfg.TLSAttempts; i++ {
-			h2 := p.freshHandshakeTimeout(ctx, params, p.cfg.ReplyTimeout/2)
+			h2 := p.freshHandshakeTimeout(ctx, params, p.extraTimeout())
 			if h2.ok() {
 				s.raw.Close()
 				*s = *newSession(ctx, h2.raw, p.cfg.ReplyTimeout)

@@ -16,9 +16,9 @@ import (
 )
 
 // stepImplicitTLS negotiates TLS on a port that speaks it from the first
-// byte. A stalled handshake is retried on new connections (shorter
-// timeouts) to tell packet loss from a dead server; a successful one is
-// repeated to catch a share of stalling connections.
+// byte. A stalled handshake is retried on new connections to tell packet
+// loss from a dead server; a successful one is repeated to catch a share
+// of stalling connections. Every handshake gets the whole reply timeout.
 func (p *prober) stepImplicitTLS(ctx context.Context) (stepResult, bool) {
 	st := p.begin(StepTLS)
 	s := p.sess
@@ -26,7 +26,7 @@ func (p *prober) stepImplicitTLS(ctx context.Context) (stepResult, bool) {
 	h := handshake(ctx, s.raw, p.svc.Host, params, p.cfg.ReplyTimeout)
 	if h.ok() {
 		s.upgrade(h.conn)
-		stalls, tries := p.extraHandshakes(ctx, params, p.cfg.TLSAttempts-1, p.extraTimeout(h))
+		stalls, tries := p.extraHandshakes(ctx, params, p.cfg.TLSAttempts-1, p.extraTimeout())
 		p.judgeTLS(ctx, st, h, stalls, tries+1)
 		return st.done(true)
 	}
@@ -36,7 +36,7 @@ func (p *prober) stepImplicitTLS(ctx context.Context) (stepResult, bool) {
 			if err != nil {
 				break
 			}
-			h2 := handshake(ctx, conn, p.svc.Host, params, p.cfg.ReplyTimeout/2)
+			h2 := handshake(ctx, conn, p.svc.Host, params, p.extraTimeout())
 			if h2.ok() {
 				s.raw.Close()
 				s2 := newSession(ctx, conn, p.cfg.ReplyTimeout)
@@ -58,11 +58,14 @@ func (p *prober) stepImplicitTLS(ctx context.Context) (stepResult, bool) {
 	return st.done(false)
 }
 
-// extraTimeout is the wait for the repeated handshakes: half the timeout,
-// but at least three times what the first handshake took, so that a slow
-// link is not mistaken for stalls.
-func (p *prober) extraTimeout(first hsResult) time.Duration {
-	return min(p.cfg.ReplyTimeout, max(p.cfg.ReplyTimeout/2, 3*first.elapsed))
+// extraTimeout is the wait for a repeated handshake: the whole reply
+// timeout, as for the first. A handshake counts as stalled only when it
+// outlasts what a client would wait; a shorter wait read a busy machine
+// (or a busy server) as a lossy link: on 2 cores under load a handshake
+// can take longer than half a short timeout, and healthy accounts were
+// reported INTERMITTENT.
+func (p *prober) extraTimeout() time.Duration {
+	return p.cfg.ReplyTimeout
 }
 
 // extraHandshakes opens n more connections and handshakes on each within
