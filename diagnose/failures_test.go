@@ -665,9 +665,11 @@ func TestDomainChecks(t *testing.T) {
 	})
 }
 
-func TestIntermittentHandshake(t *testing.T) {
-	t.Parallel()
-	l := newLab(t)
+// startTLSIMAPFake starts an IMAPS fake whose n-th connection (from 1)
+// first does what before(n) says: true ends it there (the handshake never
+// starts, as a lossy link stalls it); it returns the port.
+func startTLSIMAPFake(t *testing.T, l *lab, before func(n int32, c net.Conn) (stop bool)) int {
+	t.Helper()
 	cfg := l.serverTLS(testpki.Opts{})
 	var n atomic.Int32
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -683,8 +685,7 @@ func TestIntermittentHandshake(t *testing.T) {
 			}
 			go func() {
 				defer c.Close()
-				if n.Add(1)%2 == 0 {
-					io.Copy(io.Discard, c) // this one stalls until the client gives up
+				if before(n.Add(1), c) {
 					return
 				}
 				tc := tls.Server(c, cfg)
@@ -697,7 +698,20 @@ func TestIntermittentHandshake(t *testing.T) {
 			}()
 		}
 	}()
-	c := l.config(svc("imaps", ln.Addr().(*net.TCPAddr).Port, "tls"))
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestIntermittentHandshake(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	port := startTLSIMAPFake(t, l, func(n int32, c net.Conn) bool {
+		if n%2 == 0 {
+			io.Copy(io.Discard, c) // this one stalls until the client gives up
+			return true
+		}
+		return false
+	})
+	c := l.config(svc("imaps", port, "tls"))
 	c.Timeout = 600 * time.Millisecond
 	r := diagnoseT(t, c)
 	wantRoot(t, "intermittent", r, rootcause.Intermittent)
@@ -711,36 +725,14 @@ func TestIntermittentHandshake(t *testing.T) {
 func TestSlowHandshakeIsNotAStall(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)
-	cfg := l.serverTLS(testpki.Opts{})
 	const timeout = 1500 * time.Millisecond
-	var n atomic.Int32
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if n.Add(1) > 1 {
-					time.Sleep(timeout * 6 / 10)
-				}
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() != nil {
-					return
-				}
-				fc := &fconn{t: t, Conn: tc, r: nil}
-				fc.r = newBufReader(tc)
-				(&imapFake{}).handle(fc)
-			}()
+	port := startTLSIMAPFake(t, l, func(n int32, c net.Conn) bool {
+		if n > 1 {
+			time.Sleep(timeout * 6 / 10)
 		}
-	}()
-	c := l.config(svc("imaps", ln.Addr().(*net.TCPAddr).Port, "tls"))
+		return false
+	})
+	c := l.config(svc("imaps", port, "tls"))
 	c.Timeout = timeout
 	r := diagnoseT(t, c)
 	wantRoot(t, "slow handshakes", r, rootcause.Healthy)

@@ -621,12 +621,17 @@ func (s *Server) caPEM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return writeCA(w, m, "maillab-"+m.rec.ID+"-ca.pem")
+}
+
+// writeCA sends a lab's CA certificate as a download named filename.
+func writeCA(w http.ResponseWriter, m *managedLab, filename string) error {
 	data, err := os.ReadFile(filepath.Join(m.dir, "ca.pem"))
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	w.Header().Set("Content-Disposition", `attachment; filename="maillab-`+m.rec.ID+`-ca.pem"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 	w.Write(data)
 	return nil
 }

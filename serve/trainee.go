@@ -3,8 +3,6 @@ package serve
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -252,14 +250,7 @@ func (s *Server) traineeCA(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(filepath.Join(m.dir, "ca.pem"))
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/x-pem-file")
-	w.Header().Set("Content-Disposition", `attachment; filename="maillab-ca.pem"`)
-	w.Write(data)
-	return nil
+	return writeCA(w, m, "maillab-ca.pem")
 }
 
 // traineeSettingsJSON returns the customer's settings (--settings-out
