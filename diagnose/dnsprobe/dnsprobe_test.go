@@ -75,8 +75,12 @@ func TestListenUDPAndTCPRetriesBusyPort(t *testing.T) {
 	pc, ln := listenUDPAndTCP(t, busyOnce)
 	defer pc.Close()
 	defer ln.Close()
-	if calls != 2 {
-		t.Errorf("listenTCP called %d times, want 2 (one busy port, one retry)", calls)
+	// At least 2: the busy port, then a retry; more when the retry's
+	// own TCP twin happens to be taken for real (the case the retry is
+	// for: about 1 run in 180 on a busy machine, where this test once
+	// wanted exactly 2 and failed).
+	if calls < 2 {
+		t.Errorf("listenTCP called %d times, want at least 2 (one busy port, then a retry)", calls)
 	}
 	if pc.LocalAddr().String() != ln.Addr().String() {
 		t.Errorf("UDP on %s, TCP on %s, want the same address", pc.LocalAddr(), ln.Addr())
