@@ -236,9 +236,17 @@ func TestHostileMailbox(t *testing.T) {
 	acct := st.Accounts[0]
 
 	encoded := "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(payloadScript)) + "?="
-	msgs := []struct{ from, subject, shown string }{
-		{`"` + strings.ReplaceAll(payloadImg, `"`, "") + `" <` + acct.Email + `>`, "Plain " + payloadImg, "Plain " + payloadImg},
-		{acct.Email, "Encoded " + encoded, "Encoded " + payloadScript},
+	// The third is multipart: an HTML part with the payloads (for the
+	// sandboxed frame) and an attachment named with markup.
+	multipart := "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBody " + payloadImg + "\r\n" +
+		"--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>" + payloadImg + payloadScript + "</p>\r\n" +
+		"--b1\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"" + strings.ReplaceAll(payloadScript, `"`, "") + ".txt\"\r\n\r\nnotes\r\n--b1--\r\n"
+	plain := "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBody " + payloadImg + "\r\n"
+	msgs := []struct{ from, subject, shown, body string }{
+		{`"` + strings.ReplaceAll(payloadImg, `"`, "") + `" <` + acct.Email + `>`, "Plain " + payloadImg, "Plain " + payloadImg, plain},
+		{acct.Email, "Encoded " + encoded, "Encoded " + payloadScript, plain},
+		{acct.Email, "Multipart", "Multipart", multipart},
 	}
 	for _, m := range msgs {
 		// Submission: STARTTLS, then the account's login.
@@ -267,8 +275,8 @@ func TestHostileMailbox(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DATA: %v", err)
 		}
-		fmt.Fprintf(wc, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBody %s\r\n",
-			m.from, acct.Email, m.subject, time.Now().UTC().Format(time.RFC1123Z), payloadImg)
+		fmt.Fprintf(wc, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n%s",
+			m.from, acct.Email, m.subject, time.Now().UTC().Format(time.RFC1123Z), m.body)
 		if err := wc.Close(); err != nil {
 			t.Fatalf("end of DATA: %v", err)
 		}
@@ -276,7 +284,7 @@ func TestHostileMailbox(t *testing.T) {
 	}
 
 	trainer.click(`a[data-test=mailbox]`)
-	trainer.until("two messages in the mailbox", `document.querySelectorAll('tr[data-test=message-row]').length === 2`, wait)
+	trainer.until("three messages in the mailbox", `document.querySelectorAll('tr[data-test=message-row]').length === 3`, wait)
 	for _, m := range msgs {
 		shows(trainer, "mailbox", `tr[data-test=message-row]`, m.shown)
 	}
@@ -289,8 +297,44 @@ func TestHostileMailbox(t *testing.T) {
 		trainer.waitFor(`[data-test=message-headers]`)
 		shows(trainer, "message "+id, `[data-test=message-text]`, "Body "+payloadImg)
 		clean(trainer, "message "+id)
-		if title := eval[string](trainer, `document.title`); !strings.Contains(title, "<") {
+		title := eval[string](trainer, `document.title`)
+		if !strings.Contains(title, "Multipart") && !strings.Contains(title, "<") {
 			t.Errorf("message %s: title %q, want the subject's markup as text", id, title)
+		}
+		if !strings.Contains(title, "Multipart") {
+			continue
+		}
+		shows(trainer, "message "+id, `[data-test=attachment]`, strings.ReplaceAll(payloadScript, `"`, "")+".txt")
+		// The HTML part, opened on its own (a trainer's middle click on
+		// the frame), is sandboxed by its CSP; the raw source downloads.
+		for _, u := range []struct{ path, ctype, csp, disposition string }{
+			{"/labs/" + labID + "/messages/" + id + "/html", "text/html", "sandbox", ""},
+			{"/api/v1/labs/" + labID + "/messages/" + id + "/raw", "message/rfc822", "", "attachment"},
+		} {
+			req, err := http.NewRequest(http.MethodGet, c.base+u.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.AddCookie(&http.Cookie{Name: "maillab_token", Value: c.token})
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			h := resp.Header
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), payloadImg) {
+				t.Errorf("GET %s = %s, want 200 with the payload: %.200s", u.path, resp.Status, body)
+			}
+			if !strings.HasPrefix(h.Get("Content-Type"), u.ctype) || h.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("GET %s: Content-Type %q nosniff %q, want %s and nosniff", u.path, h.Get("Content-Type"), h.Get("X-Content-Type-Options"), u.ctype)
+			}
+			if csp := h.Get("Content-Security-Policy"); u.csp != "" && !strings.HasPrefix(csp, u.csp) || strings.Contains(csp, "allow-scripts") {
+				t.Errorf("GET %s: CSP %q, want it to start with %q and no allow-scripts", u.path, csp, u.csp)
+			}
+			if !strings.HasPrefix(h.Get("Content-Disposition"), u.disposition) {
+				t.Errorf("GET %s: Content-Disposition %q, want %q", u.path, h.Get("Content-Disposition"), u.disposition)
+			}
 		}
 	}
 }
@@ -352,6 +396,16 @@ func TestHostileClass(t *testing.T) {
 		t.Errorf("board: data-trainee %q, want the names as given %q", got, names)
 	}
 	clean(trainer, "class board")
+	labURL := eval[string](trainer, `document.querySelector('td[data-test=ticket-cell] a[href*="/labs/"]').href`)
+	for _, u := range []string{c.base + "/classes", labURL, c.base + "/labs"} {
+		trainer.visit(u)
+		trainer.waitFor(`main`)
+		clean(trainer, u)
+	}
+	trainer.visit(c.base + "/classes")
+	shows(trainer, "class list", `tr[data-test=class-row]`, className)
+	trainer.visit(c.base + "/classes/" + cid)
+	trainer.waitFor(`table[data-test=class-board]`)
 	eval[bool](trainer, `(window.maillabBoardMark = true)`)
 
 	// The first trainee answers with a hostile fix.
