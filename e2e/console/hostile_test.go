@@ -48,6 +48,7 @@ const injected = `(() => {
 // script every chance to run.
 func clean(p *window, where string) {
 	p.t.Helper()
+	p.until(where+" loaded", `document.readyState === 'complete'`, wait)
 	eval[int](p, `new Promise(r => setTimeout(() => r(1), 300))`)
 	if found := eval[[]string](p, injected); len(found) != 0 {
 		p.t.Errorf("%s: hostile input became markup: %q\n%s", where, found, p.describe())
