@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"net/smtp"
 	"strings"
 	"testing"
@@ -502,6 +503,39 @@ func TestErrorPageHeaders(t *testing.T) {
 		}
 		if strings.Contains(string(body), "<img src=x") || strings.Contains(string(body), "<script>window") {
 			t.Errorf("GET %s: the body reflects the markup unescaped:\n%s", p.path, body)
+		}
+	}
+
+	// The API's errors may name what they were given; a browser opening
+	// one must not render it: JSON with nosniff.
+	for _, p := range []struct {
+		path   string
+		token  bool
+		status int
+	}{
+		{"/api/v1/labs/" + url.PathEscape(payloadImg), true, http.StatusNotFound},
+		{"/api/v1/classes/" + url.PathEscape(payloadScript), true, http.StatusNotFound},
+		{"/api/v1/trainee/" + url.PathEscape(payloadImg), false, http.StatusNotFound},
+		{"/api/v1/labs", false, http.StatusUnauthorized},
+	} {
+		req, err := http.NewRequest(http.MethodGet, c.base+p.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.token {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", p.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != p.status {
+			t.Errorf("GET %s = %d, want %d: %s", p.path, resp.StatusCode, p.status, body)
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: Content-Type %q nosniff %q, want JSON with nosniff (body %s)", p.path, ct, resp.Header.Get("X-Content-Type-Options"), body)
 		}
 	}
 }
