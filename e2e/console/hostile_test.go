@@ -12,8 +12,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"net/smtp"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -247,7 +247,7 @@ func TestHostileMailbox(t *testing.T) {
 	plain := "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBody " + payloadImg + "\r\n"
 	msgs := []struct{ from, subject, shown, body string }{
 		{`"` + strings.ReplaceAll(payloadImg, `"`, "") + `" <` + acct.Email + `>`, "Plain " + payloadImg, "Plain " + payloadImg, plain},
-		{acct.Email, "Encoded " + encoded, "Encoded " + payloadScript, plain},
+		{"=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(payloadImg)) + "?= <" + acct.Email + ">", "Encoded " + encoded, "Encoded " + payloadScript, plain},
 		{acct.Email, "Multipart", "Multipart", multipart},
 	}
 	for _, m := range msgs {
@@ -291,6 +291,10 @@ func TestHostileMailbox(t *testing.T) {
 		shows(trainer, "mailbox", `tr[data-test=message-row]`, m.shown)
 	}
 	shows(trainer, "mailbox", `tr[data-test=message-row]`, strings.ReplaceAll(payloadImg, `"`, ""))
+	// The encoded-word From decodes to markup too.
+	if from := eval[string](trainer, `[...document.querySelectorAll('tr[data-test=message-row]')].find(r => r.textContent.includes('Encoded')).querySelector('td').textContent`); !strings.Contains(from, payloadImg) {
+		t.Errorf("mailbox: the encoded From shows as %q, want it decoded to %q (as text)", from, payloadImg)
+	}
 	clean(trainer, "mailbox list")
 
 	ids := eval[[]string](trainer, `[...document.querySelectorAll('tr[data-test=message-row]')].map(r => r.dataset.message)`)
