@@ -107,13 +107,17 @@ func summarize(account, mailbox string, msg mailstore.Message) messageSummary {
 		return sum
 	}
 	h := mr.Header
-	sum.From = h.Get("From")
-	sum.To = h.Get("To")
-	if subj, err := h.Subject(); err == nil {
-		sum.Subject = subj
-	} else {
-		sum.Subject = h.Get("Subject")
+	// Encoded words decoded (a non-ASCII name in From is one); a field
+	// that does not decode (unknown charset) stays as sent.
+	text := func(k string) string {
+		if v, err := h.Text(k); err == nil {
+			return v
+		}
+		return h.Get(k)
 	}
+	sum.From = text("From")
+	sum.To = text("To")
+	sum.Subject = text("Subject")
 	if d, err := h.Date(); err == nil && !d.IsZero() {
 		sum.Date = d
 	}

@@ -321,6 +321,9 @@ func TestClass(t *testing.T) {
 
 	// The debrief shows each scenario with what the trainees answered.
 	trainer.click(`a[data-test=debrief-link]`)
+	// The whole page: the sections' selector matches while Chromium still
+	// parses the rest of a page that arrives in chunks (seen under load).
+	trainer.until("the debrief loaded", `location.pathname.endsWith('/debrief') && document.readyState === 'complete'`, wait)
 	for _, w := range works {
 		sec := fmt.Sprintf(`section[data-test=debrief-scenario][data-scenario=%q]`, w.scenario)
 		trainer.waitFor(sec)
