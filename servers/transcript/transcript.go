@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // Direction says who sent a line.
@@ -128,8 +129,13 @@ const maxLine = 200
 
 func clip(s string) string {
 	s = strings.TrimRight(s, "\r\n")
+	// Control characters (C0, DEL, C1) and the Unicode bidirectional
+	// controls become dots: a hostile client must not be able to reorder
+	// or hide what a trainer reads (a right-to-left override would show
+	// "AUTH" lines backwards, a carriage return would overwrite a
+	// terminal line).
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 && r != '\t' || r == 0x7f {
+		if unicode.IsControl(r) && r != '\t' || unicode.Is(unicode.Bidi_Control, r) {
 			return '.'
 		}
 		return r

@@ -170,3 +170,20 @@ func FuzzWriters(f *testing.F) {
 		}
 	})
 }
+
+func TestClipNeutralizesControls(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"EHLO client\r\n", "EHLO client"},
+		{"a\x00b\x1bc\x7fd", "a.b.c.d"},
+		{"tab\tkept", "tab\tkept"},
+		{"C1 \u0085 \u009b", "C1 . ."},
+		{"RTL \u202eNIGOL\u202c end", "RTL .NIGOL. end"},
+		{"isolates \u2066x\u2069 marks \u200e\u200f\u061c", "isolates .x. marks ..."},
+		{"Jürgen 日本", "Jürgen 日本"},
+	}
+	for _, tt := range tests {
+		if got := clip(tt.in); got != tt.want {
+			t.Errorf("clip(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
