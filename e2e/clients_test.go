@@ -379,11 +379,26 @@ func (c *mailClient) fetchmail(name string) (result, string) {
 	if err := os.WriteFile(rcFile, []byte(rc.String()), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
-	r := run(c.t, command{client: "fetchmail", args: []string{"-f", rcFile, "-v", "--nodetach"},
-		env: []string{"HOME=" + home, "FETCHMAILHOME=" + home}})
+	r := run(c.t, fetchmailCommand(home, rcFile))
 	data, err := os.ReadFile(mbox)
 	if err != nil && !os.IsNotExist(err) {
 		c.t.Fatal(err)
 	}
 	return r, string(data)
+}
+
+// fetchmailCommand runs fetchmail once in the foreground with the run
+// control file rcFile, keeping every file of its own in home.
+//
+// The PID file is fetchmail's lock against a second fetchmail. As root
+// (these tests' user) its default is /var/run/fetchmail.pid, not one in
+// FETCHMAILHOME (man fetchmail, FILES), so the fetchmails of parallel
+// steps or test processes exited 8 at once ("another foreground fetchmail
+// is running at PID"): each run names its own. The UID list (.fetchids)
+// is named too rather than left to FETCHMAILHOME.
+func fetchmailCommand(home, rcFile string) command {
+	return command{client: "fetchmail",
+		args: []string{"-f", rcFile, "--pidfile", filepath.Join(home, "fetchmail.pid"),
+			"--idfile", filepath.Join(home, "fetchids"), "-v", "--nodetach"},
+		env: []string{"HOME=" + home, "FETCHMAILHOME=" + home}}
 }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -113,9 +114,32 @@ type result struct {
 	elapsed time.Duration
 }
 
-// String shows the command and its output, for failure messages.
+// String shows the command and its output (stdout and stderr, trimmed),
+// for failure messages.
 func (r result) String() string {
-	return fmt.Sprintf("$ %s %s\n(exit %d after %s)\n%s", r.client, strings.Join(r.args, " "), r.exit, r.elapsed.Round(time.Millisecond), r.out)
+	return fmt.Sprintf("$ %s %s\n(exit %d after %s)\n%s", r.client, strings.Join(r.args, " "), r.exit, r.elapsed.Round(time.Millisecond), trimOutput(r.out))
+}
+
+// maxOutputLines bounds a client's output in a failure message: the
+// first and last half of it are kept, which hold the connection, the
+// handshake and the client's final error.
+const maxOutputLines = 200
+
+// trimOutput trims a client's output for a failure message: surrounding
+// blank space, and the middle of an output longer than maxOutputLines
+// (saying how many lines were left out); an empty output says so.
+func trimOutput(out string) string {
+	out = strings.TrimSpace(out)
+	if out == "" {
+		return "(no output)"
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) <= maxOutputLines {
+		return out
+	}
+	half := maxOutputLines / 2
+	kept := append(slices.Clip(lines[:half]), fmt.Sprintf("[... %d lines left out ...]", len(lines)-2*half))
+	return strings.Join(append(kept, lines[len(lines)-half:]...), "\n")
 }
 
 // command describes one client run.
@@ -177,28 +201,28 @@ type expectation struct {
 	avoid []string
 }
 
-// check compares a client's result with what the scenario must show.
-// Failure text: "curl on expired-cert: exit 0, want 60".
+// check compares a client's result with what the scenario must show. A
+// mismatch fails the test with one message that names every problem and
+// holds the client's command line and output, so the failure reads whole
+// from a CI log (and from the excerpt TestMissingToolSkipsNotFails shows
+// of a child run). First line: "curl on expired-cert: exit 0, want 60".
 func (x expectation) check(t testing.TB, scenario string, r result) {
 	t.Helper()
-	ok := true
+	var problems []string
 	if r.exit != x.exit {
-		t.Errorf("%s on %s: exit %d, want %d", r.client, scenario, r.exit, x.exit)
-		ok = false
+		problems = append(problems, fmt.Sprintf("%s on %s: exit %d, want %d", r.client, scenario, r.exit, x.exit))
 	}
 	for _, w := range x.want {
 		if !strings.Contains(r.out, w) {
-			t.Errorf("%s on %s: output lacks %q", r.client, scenario, w)
-			ok = false
+			problems = append(problems, fmt.Sprintf("%s on %s: output lacks %q", r.client, scenario, w))
 		}
 	}
 	for _, a := range x.avoid {
 		if strings.Contains(r.out, a) {
-			t.Errorf("%s on %s: output has %q, which it must not", r.client, scenario, a)
-			ok = false
+			problems = append(problems, fmt.Sprintf("%s on %s: output has %q, which it must not", r.client, scenario, a))
 		}
 	}
-	if !ok {
-		t.Logf("%s", r)
+	if len(problems) > 0 {
+		t.Errorf("%s\n%s", strings.Join(problems, "\n"), r)
 	}
 }

@@ -74,12 +74,27 @@ func allInstalled(tools []string) bool {
 	return true
 }
 
-// failures returns the lines of a verbose test output around its FAILs.
+// failures returns the lines of a verbose test output around its FAILs:
+// the FAIL lines and every message of a test (a line naming a _test.go
+// file) with its continuation lines, which go test indents deeper than
+// the message's first line; a client's output in a failure message is
+// such a continuation.
 func failures(out string) string {
 	var keep []string
+	msgIndent := -1 // indentation of the message being kept; -1: none
 	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "FAIL") || strings.Contains(line, "_test.go:") {
+		indent := len(line) - len(strings.TrimLeft(line, " \t"))
+		switch {
+		case strings.Contains(line, "FAIL") || strings.Contains(line, "_test.go:"):
 			keep = append(keep, line)
+			msgIndent = -1
+			if strings.Contains(line, "_test.go:") {
+				msgIndent = indent
+			}
+		case msgIndent >= 0 && indent > msgIndent:
+			keep = append(keep, line)
+		default:
+			msgIndent = -1
 		}
 	}
 	return strings.Join(keep, "\n")
