@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/maillab/maillab/settings"
 )
 
 // hostileHTML sets globals (its own window's and its parent's) and marks
@@ -76,18 +74,9 @@ func TestMailbox(t *testing.T) {
 	}
 
 	trainer := b.tab("trainer")
-	trainer.visit(c.printedURL())
 	// The board's healthy lab (the contract names no selector for it; the
 	// console's is start-healthy).
-	trainer.click(`form[data-test=start-healthy] button[type=submit]`)
-	trainer.waitFor(`[data-test=settings-card]`)
-	labID := strings.TrimPrefix(trainer.location().Path, "/labs/")
-	if labID == "" || strings.Contains(labID, "/") {
-		t.Fatalf("trainer: after starting a lab the page is %s, want /labs/{id}", trainer.location())
-	}
-
-	var st settings.Settings
-	c.api(t, http.MethodGet, "/api/v1/labs/"+labID+"/settings.json", &st)
+	labID, st := labClient(t, c, trainer)
 	ca := writeFile(t, "ca.pem", c.api(t, http.MethodGet, "/api/v1/labs/"+labID+"/ca.pem", nil))
 	sub, ok := st.Services["submission"]
 	if !ok || len(st.Accounts) == 0 {
