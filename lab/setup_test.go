@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/maillab/maillab/diagnose"
+	"github.com/maillab/maillab/internal/golden"
 	"github.com/maillab/maillab/lab"
 	"github.com/maillab/maillab/servers/transcript"
 	"github.com/maillab/maillab/settings"
@@ -55,24 +55,9 @@ func portless(body []byte, s *settings.Settings) []byte {
 	return body
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func setupGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "setup", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden file %s:\n%s", name, path, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "setup", name), got, *update)
 }
 
 func TestSetupAutoconfig(t *testing.T) {
@@ -118,7 +103,7 @@ func TestSetupAutoconfig(t *testing.T) {
 				t.Errorf("incoming login = %q/%v, want %%EMAILADDRESS%%/password-cleartext", ac.Incoming[0].Username, ac.Incoming[0].Authentication)
 			}
 			if url == s.Discovery.Autoconfig {
-				golden(t, "autoconfig.xml", portless(body, s))
+				setupGolden(t, "autoconfig.xml", portless(body, s))
 			}
 		})
 	}
@@ -194,7 +179,7 @@ func TestSetupAutodiscover(t *testing.T) {
 				}
 			}
 			if url == s.Discovery.Autodiscover {
-				golden(t, "autodiscover.xml", portless(body, s))
+				setupGolden(t, "autodiscover.xml", portless(body, s))
 			}
 		})
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/maillab/maillab/internal/golden"
 	"github.com/maillab/maillab/lab"
 	"github.com/maillab/maillab/scenarios"
 )
@@ -188,22 +189,7 @@ func portNames(b []byte, r *scenarios.Running) []byte {
 
 func setupGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "setup", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden file %s:\n%s", name, path, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "setup", name), got, *update)
 }
 
 // node is an XML element as the validators see it.

@@ -1,15 +1,14 @@
 package imapd
 
 import (
-	"bytes"
 	"flag"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/maillab/maillab/internal/golden"
 	"github.com/maillab/maillab/servers/auth"
 	"github.com/maillab/maillab/servers/mailstore"
 )
@@ -85,20 +84,5 @@ func TestGoldenSession(t *testing.T) {
 		t.Errorf("server logged errors: %q", errs)
 	}
 
-	golden := filepath.Join("testdata", "session.golden")
-	if *updateGolden {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("session differs from %s (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", golden, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "session.golden"), got, *updateGolden)
 }

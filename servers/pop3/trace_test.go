@@ -3,10 +3,11 @@ package pop3
 import (
 	"encoding/base64"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/maillab/maillab/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -105,17 +106,5 @@ func TestTraceGolden(t *testing.T) {
 	})
 	waitLogout(t, be, 1)
 	got := strings.Join(rec.traceLines(), "\n") + "\n"
-	golden := filepath.Join("testdata", "session.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("transcript differs from %s (run with -update to accept):\n got:\n%s\nwant:\n%s", golden, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "session.golden"), []byte(got), *update)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 
+	"github.com/maillab/maillab/internal/golden"
 	"github.com/maillab/maillab/settings"
 )
 
@@ -66,19 +67,7 @@ func TestTranslateGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", name+".host.json")
-			if *update {
-				if err := os.WriteFile(golden, data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(data, want) {
-				t.Errorf("translate(%s) differs from %s:\n%s", name, golden, data)
-			}
+			golden.Check(t, filepath.Join("testdata", name+".host.json"), data, *update)
 		})
 	}
 }
