@@ -4,17 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/smtp"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/maillab/maillab/console"
-	"github.com/maillab/maillab/serve"
 )
 
 // TestWithServe drives the console mounted by a real serve.Server as a
@@ -22,37 +18,17 @@ import (
 // the lab view with the settings card and transcript, a message sent over
 // SMTP shown with its HTML sandboxed, a fault switched on, the lab deleted.
 func TestWithServe(t *testing.T) {
-	srv, err := serve.New(serve.Options{DataDir: t.TempDir(), CloseGrace: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { ts.CloseClientConnections(); ts.Close(); srv.Close() })
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	srv, ts := startServe(t)
+	hc := newBrowser()
 	get := func(path string) (int, http.Header, string) {
 		t.Helper()
-		resp, err := hc.Get(ts.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, string(b)
+		return browserGet(t, hc, ts.URL+path)
 	}
 	csrfRE := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 	var csrf string
 	post := func(path string, form url.Values) (int, string) {
 		t.Helper()
-		form.Set("csrf", csrf)
-		req, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", ts.URL)
-		req.Header.Set("Sec-Fetch-Site", "same-origin")
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := browserPost(t, hc, ts.URL, path, csrf, form)
 		resp.Body.Close()
 		return resp.StatusCode, resp.Header.Get("Location")
 	}

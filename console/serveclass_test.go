@@ -3,15 +3,10 @@ package console_test
 import (
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/maillab/maillab/serve"
 )
 
 // TestClassWithServe runs a class through the console mounted by a real
@@ -19,25 +14,11 @@ import (
 // personal link, takes a hint and answers; the board, the debrief and the
 // trainee's page show it; another trainee's key does not open the ticket.
 func TestClassWithServe(t *testing.T) {
-	srv, err := serve.New(serve.Options{DataDir: t.TempDir(), CloseGrace: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { ts.CloseClientConnections(); ts.Close(); srv.Close() })
-	newBrowser := func() *http.Client {
-		jar, _ := cookiejar.New(nil)
-		return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
+	srv, ts := startServe(t)
 	get := func(hc *http.Client, path string) (int, string) {
 		t.Helper()
-		resp, err := hc.Get(ts.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, _, body := browserGet(t, hc, ts.URL+path)
+		return code, body
 	}
 	csrfRE := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 	post := func(hc *http.Client, page, path string, form url.Values) (int, string) {
@@ -46,15 +27,7 @@ func TestClassWithServe(t *testing.T) {
 		if m == nil {
 			t.Fatalf("POST %s: the page has no CSRF token", path)
 		}
-		form.Set("csrf", m[1])
-		req, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", ts.URL)
-		req.Header.Set("Sec-Fetch-Site", "same-origin")
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := browserPost(t, hc, ts.URL, path, m[1], form)
 		defer resp.Body.Close()
 		if resp.StatusCode == http.StatusSeeOther {
 			return resp.StatusCode, resp.Header.Get("Location")
