@@ -45,8 +45,16 @@ func highlighted(kind, text string) bool {
 	return kind == "fault" || kind == "auth" || highlight.MatchString(text)
 }
 
+// hostBreaks escapes a host name and lets it wrap only after its dots
+// (mail.<wbr>example.<wbr>test): on a phone the settings card's server
+// column is narrow, and a name broken inside a label is easily mistyped.
+func hostBreaks(host string) template.HTML {
+	return template.HTML(strings.ReplaceAll(template.HTMLEscapeString(host), ".", ".<wbr>"))
+}
+
 var funcs = template.FuncMap{
-	"hl": highlighted,
+	"hl":    highlighted,
+	"hostw": hostBreaks,
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
