@@ -70,6 +70,10 @@ type PostfixConfig struct {
 	// Files are written into the configuration directory (lookup tables
 	// such as cidr: and regexp: files), by name.
 	Files map[string]string
+
+	// portsChosen, if set, is called with each attempt's listener
+	// addresses before master(8) starts (tests take one to lose the race).
+	portsChosen func(attempt int, addrs map[string]string)
 }
 
 // Postfix is a running Postfix instance. Its smtpd services expect the
@@ -77,7 +81,8 @@ type PostfixConfig struct {
 type Postfix struct {
 	// Config is the configuration it was started with.
 	Config PostfixConfig
-	// Dir holds conf/ (main.cf, master.cf), queue/, data/ and the log.
+	// Dir holds conf/ (main.cf, master.cf), queue/, data/ and the logs
+	// (postfix-N.log for the Nth attempt to start).
 	Dir, ConfDir, QueueDir string
 	// Addr maps each listener name to its "127.0.0.1:port".
 	Addr map[string]string
@@ -217,8 +222,18 @@ func StartPostfix(t testing.TB, cfg PostfixConfig) *Postfix {
 			cleanupProcess(t, p.proc)
 			return p
 		}
-		if p.proc == nil || !p.proc.logContains("Address already in use") {
+		if p.proc == nil {
 			break
+		}
+		if !p.proc.logContains("Address already in use") {
+			// master(8) reports a failed bind to syslog only, before
+			// maillog_file is open: its log stays empty and it exits 1.
+			// A port another process took since freePorts is that race.
+			taken := takenAddrs(p.Addr)
+			if len(taken) == 0 {
+				break
+			}
+			lastErr = fmt.Errorf("%w (%s taken by another process meanwhile)", lastErr, strings.Join(taken, ", "))
 		}
 	}
 	t.Fatalf("postfix: %v", lastErr)
@@ -247,13 +262,16 @@ func (p *Postfix) start(t testing.TB, attempt int) error {
 			fmt.Fprintf(&master, "  -o %s\n", o)
 		}
 	}
+	if p.Config.portsChosen != nil {
+		p.Config.portsChosen(attempt, p.Addr)
+	}
 	master.WriteString(masterCfServices)
 	if err := os.WriteFile(filepath.Join(p.ConfDir, "master.cf"), []byte(master.String()), 0o644); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	logPath := filepath.Join(p.Dir, "postfix.log")
+	logPath := filepath.Join(p.Dir, fmt.Sprintf("postfix-%d.log", attempt))
 	if out, err := runOutput(ctx, PostfixBin, "-c", p.ConfDir, "check"); err != nil {
 		return fmt.Errorf("postfix check: %w\n%s", err, out)
 	}
@@ -276,7 +294,14 @@ func (p *Postfix) start(t testing.TB, attempt int) error {
 	for _, l := range p.Config.Listeners {
 		addrs = append(addrs, p.Addr[l.Name])
 	}
-	if err := waitReady(ctx, p.proc, addrs...); err != nil {
+	// master logs "daemon started" once every service's socket is bound:
+	// before that, a connection to one of the addresses may reach the
+	// process that took it (and master is about to exit).
+	err = waitLog(ctx, p.proc, "daemon started")
+	if err == nil {
+		err = waitReady(ctx, p.proc, addrs...)
+	}
+	if err != nil {
 		p.proc.stop()
 		return fmt.Errorf("%w\n%s", err, p.proc.logTail(20))
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -217,6 +218,22 @@ func waitReady(ctx context.Context, p *process, addrs ...string) error {
 	return nil
 }
 
+// waitLog waits until one of the process's logs contains s, the process
+// died, or ctx ends.
+func waitLog(ctx context.Context, p *process, s string) error {
+	for !p.logContains(s) {
+		if p.exited() {
+			return fmt.Errorf("%s exited before logging %q: %v", p.name, s, p.err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not log %q: %w", p.name, s, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // waitFile waits until path exists, the process died, or ctx ends.
 func waitFile(ctx context.Context, p *process, path string) error {
 	for {
@@ -234,6 +251,25 @@ func waitFile(ctx context.Context, p *process, path string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// takenAddrs returns those of addrs (host:port) that another socket
+// holds: a listen on them fails with EADDRINUSE. It is called after a
+// server that was to bind them has exited.
+func takenAddrs(addrs map[string]string) []string {
+	var taken []string
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			continue
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			taken = append(taken, addr)
+		}
+	}
+	sort.Strings(taken)
+	return taken
 }
 
 // freePorts reserves n distinct free TCP ports on 127.0.0.1. The ports are
