@@ -255,6 +255,7 @@ func (g *guardConn) endLine() {
 	g.overflow = false
 	g.inQuote, g.escaped = false, false
 	if refusal != "" {
+		g.recordClient(line)
 		tag := commandTag(line)
 		if first && tag != "" && !(hasLiteral && nonSync) {
 			g.reply(tag + " " + refusal)
@@ -291,16 +292,8 @@ func (g *guardConn) endLine() {
 func (g *guardConn) answerStartTLS() {
 	up := g.upgrade
 	up.answered = true
-	if g.debug != nil {
-		// The transcript tells the directions apart by io.TeeReader
-		// (client) and io.MultiWriter (server), as go-imap tees.
-		io.Copy(io.Discard, io.TeeReader(bytes.NewReader(up.line), g.debug))
-	}
-	var w io.Writer = g.Conn
-	if g.debug != nil {
-		w = io.MultiWriter(g.Conn, g.debug)
-	}
-	if _, err := w.Write([]byte(up.tag + " OK Begin TLS negotiation now\r\n")); err != nil {
+	g.recordClient(up.line)
+	if _, err := g.serverWriter().Write([]byte(up.tag + " OK Begin TLS negotiation now\r\n")); err != nil {
 		g.err = err
 		g.upgrade = nil
 		return
@@ -356,9 +349,29 @@ func (g *guardConn) resetCommand() {
 }
 
 // reply writes one response line below go-imap, which is waiting for the
-// rest of a command and writes nothing meanwhile.
+// rest of a command and writes nothing meanwhile; the transcript gets it
+// as the server's.
 func (g *guardConn) reply(line string) {
-	g.Conn.Write([]byte(line + "\r\n"))
+	g.serverWriter().Write([]byte(line + "\r\n"))
+}
+
+// recordClient puts a line the guard took from the client (go-imap never
+// reads it, so never tees it) into the transcript.
+func (g *guardConn) recordClient(line []byte) {
+	if g.debug != nil {
+		// The transcript tells the directions apart by io.TeeReader
+		// (client) and io.MultiWriter (server), as go-imap tees.
+		io.Copy(io.Discard, io.TeeReader(bytes.NewReader(line), g.debug))
+	}
+}
+
+// serverWriter writes to the client and, as the server's, to the
+// transcript.
+func (g *guardConn) serverWriter() io.Writer {
+	if g.debug != nil {
+		return io.MultiWriter(g.Conn, g.debug)
+	}
+	return g.Conn
 }
 
 func (g *guardConn) closeNow() {

@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -317,4 +318,38 @@ func (c *pipelinedStartTLS) Read(p []byte) (int, error) {
 		}
 	}
 	return c.r.Read(p)
+}
+
+// TestGuardRefusalsInTranscript: what the guard answers itself (go-imap
+// never sees the command) reaches the session's transcript, both the
+// client's line and the reply, on every port. Before, the transcript
+// showed neither: a trainer watching it saw the client go quiet.
+func TestGuardRefusalsInTranscript(t *testing.T) {
+	for _, mode := range guardModes {
+		t.Run(mode.name, func(t *testing.T) {
+			ts := &transcripts{conns: map[string]*bytes.Buffer{}}
+			l := startLab(t, withListener(mode.listener), withConfig(func(c *Config) { c.Transcript = ts.writer }))
+			r := guardDial(t, l, mode)
+			local := r.c
+			if _, done := r.cmd("LOGIN {5000}"); !strings.HasPrefix(done, "NO [TOOBIG]") {
+				t.Fatalf("literal over the limit: %q, want NO [TOOBIG]", done)
+			}
+			deep := strings.Repeat("(", MaxNestingDepth+1) + strings.Repeat(")", MaxNestingDepth+1)
+			if _, done := r.cmd("ID " + deep); !strings.HasPrefix(done, "BAD [CLIENTBUG]") {
+				t.Fatalf("deep list: %q, want BAD [CLIENTBUG]", done)
+			}
+			r.cmd("LOGOUT")
+			l.srv.Close()
+			got := ts.of(local)
+			for _, want := range []string{
+				" LOGIN {5000}\r\n", " NO [TOOBIG] Literals over 4096 octets are not accepted before login\r\n",
+				" ID " + deep + "\r\n", " BAD [CLIENTBUG] Lists nested deeper than 100 are not accepted\r\n",
+				" LOGOUT\r\n",
+			} {
+				if !strings.Contains(got, want) {
+					t.Errorf("transcript lacks %q:\n%s", want, got)
+				}
+			}
+		})
+	}
 }
