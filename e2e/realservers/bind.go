@@ -155,17 +155,8 @@ func waitResolver(ctx context.Context, p *process, addr string) error {
 	m.SetQuestion("version.bind.", dns.TypeTXT)
 	m.Question[0].Qclass = dns.ClassCHAOS
 	c := &dns.Client{Net: "udp", Timeout: time.Second}
-	for {
-		if _, _, err := c.ExchangeContext(ctx, m, addr); err == nil {
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("%s exited before answering on %s: %v", p.name, addr, p.err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not answering on %s: %w", p.name, addr, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return waitFor(ctx, p, "answering on "+addr, 100*time.Millisecond, func() (bool, error) {
+		_, _, err := c.ExchangeContext(ctx, m, addr)
+		return err == nil, nil
+	})
 }

@@ -192,27 +192,43 @@ func cleanupProcess(t testing.TB, p *process) {
 	})
 }
 
+// waitFor polls done every interval until it reports true or an error,
+// the process died (the error says it ended before what: "listening on
+// ADDR"), or ctx ends.
+func waitFor(ctx context.Context, p *process, what string, interval time.Duration, done func() (bool, error)) error {
+	for {
+		ok, err := done()
+		if ok || err != nil {
+			return err
+		}
+		if p.exited() {
+			return fmt.Errorf("%s exited before %s: %v", p.name, what, p.err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: not %s: %w", p.name, what, ctx.Err())
+		case <-time.After(interval):
+		}
+	}
+}
+
 // waitReady waits until every address accepts TCP connections, the
 // process died, or ctx ends.
 func waitReady(ctx context.Context, p *process, addrs ...string) error {
 	for _, addr := range addrs {
-		for {
+		err := waitFor(ctx, p, "listening on "+addr, 50*time.Millisecond, func() (bool, error) {
 			var d net.Dialer
 			dctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
 			c, err := d.DialContext(dctx, "tcp", addr)
-			cancel()
-			if err == nil {
-				c.Close()
-				break
+			if err != nil {
+				return false, nil
 			}
-			if p.exited() {
-				return fmt.Errorf("%s exited before listening on %s: %v", p.name, addr, p.err)
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s not listening on %s: %w", p.name, addr, ctx.Err())
-			case <-time.After(50 * time.Millisecond):
-			}
+			c.Close()
+			return true, nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -221,36 +237,20 @@ func waitReady(ctx context.Context, p *process, addrs ...string) error {
 // waitLog waits until one of the process's logs contains s, the process
 // died, or ctx ends.
 func waitLog(ctx context.Context, p *process, s string) error {
-	for !p.logContains(s) {
-		if p.exited() {
-			return fmt.Errorf("%s exited before logging %q: %v", p.name, s, p.err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not log %q: %w", p.name, s, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
+	return waitFor(ctx, p, fmt.Sprintf("logging %q", s), 50*time.Millisecond, func() (bool, error) {
+		return p.logContains(s), nil
+	})
 }
 
 // waitFile waits until path exists, the process died, or ctx ends.
 func waitFile(ctx context.Context, p *process, path string) error {
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return err
+	return waitFor(ctx, p, "creating "+path, 50*time.Millisecond, func() (bool, error) {
+		_, err := os.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
 		}
-		if p.exited() {
-			return fmt.Errorf("%s exited before creating %s: %v", p.name, path, p.err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not create %s: %w", p.name, path, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return err == nil, err
+	})
 }
 
 // takenAddrs returns those of addrs (host:port) that another socket
