@@ -11,6 +11,11 @@
 // only (source addresses from 127.0.0.0/8 stand for distinct clients), and
 // raises its own descriptor limit to what it needs. Run it through
 // scripts/soak.sh; --quick is a small run for tests and CI.
+//
+// --rounds N puts the same load on the same lab N times, one round after
+// another, each with its own Message-IDs, count and wait for RSS: RSS that
+// is sized by the peak stays about level from round to round, a leak grows
+// with every round.
 package main
 
 import (
@@ -56,6 +61,7 @@ type config struct {
 	burst         int           // connections of the exhaustion burst
 	rssWait       time.Duration // how long RSS may take to come back
 	enforceAll    bool          // all targets (full run) or correctness only
+	rounds        int           // times the load runs against the same lab
 }
 
 // Targets of issue 12.
@@ -66,18 +72,58 @@ const (
 )
 
 func main() {
-	quick := flag.Bool("quick", false, "a small run (well under a minute) for tests and CI; only correctness targets are enforced")
-	scale := flag.Float64("scale", 1, "the full run's load times this factor (0.25: a quarter of the sessions, messages, slowloris connections, descriptors and burst), every target enforced")
-	rssWait := flag.Duration("rss-wait", 0, "how long RSS may take to come back after the load (default 3m, 10s with --quick)")
-	bin := flag.String("maillab", "", "path of the maillab binary (scripts/soak.sh builds it)")
-	flag.Parse()
-	if *bin == "" {
-		fmt.Fprintln(os.Stderr, "soak: --maillab is required (run scripts/soak.sh)")
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errBadFlag):
+		os.Exit(2) // the flag package said what and printed the usage
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(2)
 	}
-	if *scale <= 0 || *scale > 1 {
-		fmt.Fprintln(os.Stderr, "soak: --scale must be in (0, 1]")
+	o, err := run(cfg, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(2)
+	}
+	if misses := o.misses(cfg); len(misses) > 0 {
+		fmt.Println("FAIL:", strings.Join(misses, "; "))
+		os.Exit(1)
+	}
+	fmt.Println("PASS")
+}
+
+// errBadFlag is parseFlags' error for a command line the flag package
+// rejected (and explained on stderr).
+var errBadFlag = errors.New("bad flag")
+
+// parseFlags turns the command line into a run's config.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "a small run (well under a minute) for tests and CI; only correctness targets are enforced")
+	scale := fs.Float64("scale", 1, "the full run's load times this factor (0.25: a quarter of the sessions, messages, slowloris connections, descriptors and burst), every target enforced")
+	rssWait := fs.Duration("rss-wait", 0, "how long RSS may take to come back after the load (default 3m, 10s with --quick)")
+	rounds := fs.Int("rounds", 1, "put the load on the same lab this many times, one round after another (each round counted, its RSS waited for and reported; the RSS target compares the last round with the start)")
+	bin := fs.String("maillab", "", "path of the maillab binary (scripts/soak.sh builds it)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config{}, err
+		}
+		return config{}, fmt.Errorf("%w: %w", errBadFlag, err)
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *bin == "" {
+		return config{}, errors.New("--maillab is required (run scripts/soak.sh)")
+	}
+	if *scale <= 0 || *scale > 1 {
+		return config{}, errors.New("--scale must be in (0, 1]")
+	}
+	if *rounds < 1 {
+		return config{}, fmt.Errorf("--rounds must be at least 1, not %d", *rounds)
 	}
 	cfg := fullConfig().scaled(*scale)
 	if *quick {
@@ -87,21 +133,13 @@ func main() {
 		cfg.rssWait = *rssWait
 	}
 	cfg.maillab = *bin
-	r, err := run(cfg, os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "soak:", err)
-		os.Exit(2)
-	}
-	if misses := r.misses(cfg); len(misses) > 0 {
-		fmt.Println("FAIL:", strings.Join(misses, "; "))
-		os.Exit(1)
-	}
-	fmt.Println("PASS")
+	cfg.rounds = *rounds
+	return cfg, nil
 }
 
 func fullConfig() config {
 	return config{imapsSessions: 1000, hold: 60 * time.Second, messages: 20000, slowloris: 5000, slowAddrs: 10,
-		drip: time.Second, smtpTimeout: 10 * time.Second, labNofile: 2000, burst: 2200, rssWait: 3 * time.Minute, enforceAll: true}
+		drip: time.Second, smtpTimeout: 10 * time.Second, labNofile: 2000, burst: 2200, rssWait: 3 * time.Minute, enforceAll: true, rounds: 1}
 }
 
 // scaled is c with its load times f: the descriptor limit and the burst
@@ -119,22 +157,33 @@ func (c config) scaled(f float64) config {
 
 func quickConfig() config {
 	return config{imapsSessions: 40, hold: 3 * time.Second, messages: 300, slowloris: 150, slowAddrs: 2,
-		drip: 200 * time.Millisecond, smtpTimeout: 2 * time.Second, labNofile: 300, burst: 400, rssWait: 10 * time.Second}
+		drip: 200 * time.Millisecond, smtpTimeout: 2 * time.Second, labNofile: 300, burst: 400, rssWait: 10 * time.Second, rounds: 1}
 }
 
-// result is what a run measured.
+// outcome is what a run measured: the lab's memory at the start, read
+// once before the first round, and each round's figures.
+type outcome struct {
+	memStart  mem
+	loadStart string
+	rounds    []*result
+}
+
+// result is what one round measured.
 type result struct {
+	round                               int // from 1
 	sent, undelivered, lost, duplicated int
+	stray                               int // messages of another round read back
 	imapsOpened, imapsFailed            int
 	slowRefused, slowCut, slowKept      int
 	slowOther                           int
 	recovery                            time.Duration
 	recovered                           bool
-	rssBefore, rssPeak, rssAfter        int64
+	rssPeak                             int64
 	rssWaited                           time.Duration
-	memBefore, memAfter                 mem
+	memAfter                            mem // read when RSS was back within target of the start or the wait ended
 	latencies                           []time.Duration
 	probeFailures, burstProbeFailures   int
+	took                                time.Duration // the round, its count and RSS wait included
 	load                                string
 }
 
@@ -147,10 +196,41 @@ func (r *result) p99() time.Duration {
 	return s[(len(s)*99+99)/100-1]
 }
 
+// misses lists the targets the run missed: every target but RSS is checked
+// for every round; RSS after the last round is compared with the start.
+func (o *outcome) misses(cfg config) []string {
+	var m []string
+	for _, r := range o.rounds {
+		for _, miss := range r.misses(cfg) {
+			if len(o.rounds) > 1 {
+				miss = fmt.Sprintf("round %d: %s", r.round, miss)
+			}
+			m = append(m, miss)
+		}
+	}
+	if !cfg.enforceAll || len(o.rounds) == 0 {
+		return m
+	}
+	last := o.rounds[len(o.rounds)-1]
+	if float64(last.memAfter.rss) > float64(o.memStart.rss)*(1+maxRSSGrowth) {
+		after := "after"
+		if len(o.rounds) > 1 {
+			after = "after the last round"
+		}
+		m = append(m, fmt.Sprintf("RSS %d kB %s > %d kB before + 20%%", last.memAfter.rss, after, o.memStart.rss))
+	}
+	return m
+}
+
+// misses lists the targets one round missed, RSS aside.
 func (r *result) misses(cfg config) []string {
 	var m []string
-	if r.lost > 0 || r.duplicated > 0 || r.undelivered > 0 {
-		m = append(m, fmt.Sprintf("%d messages lost, %d duplicated, %d never accepted", r.lost, r.duplicated, r.undelivered))
+	if r.lost > 0 || r.duplicated > 0 || r.undelivered > 0 || r.stray > 0 {
+		miss := fmt.Sprintf("%d messages lost, %d duplicated, %d never accepted", r.lost, r.duplicated, r.undelivered)
+		if r.stray > 0 {
+			miss += fmt.Sprintf(", %d of another round read back", r.stray)
+		}
+		m = append(m, miss)
 	}
 	if !r.recovered {
 		m = append(m, "a listener never greeted again after the burst")
@@ -163,9 +243,6 @@ func (r *result) misses(cfg config) []string {
 	}
 	if r.recovery > maxRecovery {
 		m = append(m, fmt.Sprintf("recovery %s > %s", r.recovery, maxRecovery))
-	}
-	if float64(r.rssAfter) > float64(r.rssBefore)*(1+maxRSSGrowth) {
-		m = append(m, fmt.Sprintf("RSS %d kB after > %d kB before + 20%%", r.rssAfter, r.rssBefore))
 	}
 	if p := r.p99(); p > maxLatencyP99 {
 		m = append(m, fmt.Sprintf("normal client p99 %s > %s", p.Round(time.Millisecond), maxLatencyP99))
@@ -180,10 +257,13 @@ type soak struct {
 	tls      *tls.Config
 	pid      int
 	inBurst  atomic.Bool
-	stopping chan struct{}
+	memStart mem // the lab's memory before the first round
 }
 
-func run(cfg config, out io.Writer) (*result, error) {
+func run(cfg config, out io.Writer) (*outcome, error) {
+	if cfg.rounds < 1 {
+		return nil, fmt.Errorf("rounds must be at least 1, not %d", cfg.rounds)
+	}
 	need := cfg.imapsSessions + cfg.slowloris + cfg.burst + 500
 	if err := raiseNofile(need); err != nil {
 		return nil, err
@@ -214,19 +294,46 @@ func run(cfg config, out io.Writer) (*result, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	sk := &soak{cfg: cfg, s: s, pid: lab.Process.Pid, stopping: make(chan struct{}),
+	sk := &soak{cfg: cfg, s: s, pid: lab.Process.Pid,
 		tls: &tls.Config{RootCAs: pool, ServerName: s.Services["imaps"].Host}}
-	r := &result{}
 	time.Sleep(time.Second)
-	if r.memBefore, err = memory(sk.pid); err != nil {
+	if sk.memStart, err = memory(sk.pid); err != nil {
 		return nil, err
 	}
-	r.rssBefore = r.memBefore.rss
-	fmt.Fprintf(out, "lab pid %d, RLIMIT_NOFILE %d, RSS %s at start\n", sk.pid, cfg.labNofile, r.memBefore)
+	o := &outcome{memStart: sk.memStart, loadStart: loadAverage()}
+	fmt.Fprintf(out, "lab pid %d, RLIMIT_NOFILE %d, RSS %s at start, load average %s\n", sk.pid, cfg.labNofile, o.memStart, o.loadStart)
 
+	for i := 1; i <= cfg.rounds; i++ {
+		if cfg.rounds > 1 {
+			fmt.Fprintf(out, "round %d of %d\n", i, cfg.rounds)
+		}
+		r, err := sk.round(i, out)
+		if err != nil {
+			if cfg.rounds > 1 {
+				err = fmt.Errorf("round %d: %w", i, err)
+			}
+			return nil, err
+		}
+		o.rounds = append(o.rounds, r)
+		report(out, cfg, o, r)
+	}
+	if cfg.rounds > 1 {
+		reportRounds(out, o)
+	}
+	return o, nil
+}
+
+// round puts the load on the lab once, counts the messages, waits for RSS
+// to come back and returns the round's figures. Everything a round
+// changes (its result, the probe's stop channel) is its own.
+func (sk *soak) round(n int, out io.Writer) (*result, error) {
+	cfg := sk.cfg
+	start := time.Now()
+	r := &result{round: n}
 	var wg sync.WaitGroup
+	stopping := make(chan struct{})
 	probeDone := make(chan struct{})
-	go func() { sk.probe(r); close(probeDone) }()
+	go func() { sk.probe(r, stopping); close(probeDone) }()
 
 	var opened sync.WaitGroup
 	opened.Add(1)
@@ -238,18 +345,17 @@ func run(cfg config, out io.Writer) (*result, error) {
 	time.Sleep(cfg.hold / 3)
 	r.recovery, r.recovered = sk.burst(out)
 	wg.Wait()
-	close(sk.stopping)
+	close(stopping)
 	<-probeDone
 
 	if err := sk.count(r); err != nil {
 		return nil, fmt.Errorf("count messages: %w", err)
 	}
 	waitStart := time.Now()
-	r.rssAfter = sk.waitRSS(r.rssBefore)
+	r.memAfter = sk.waitRSS(sk.memStart.rss)
 	r.rssWaited = time.Since(waitStart)
-	r.memAfter, _ = memory(sk.pid)
+	r.took = time.Since(start)
 	r.load = loadAverage()
-	report(out, cfg, r)
 	return r, nil
 }
 
@@ -370,9 +476,9 @@ func (sk *soak) imapsLogin(d *net.Dialer, a settings.Account) (net.Conn, error) 
 	}
 }
 
-// sendMessages sends cfg.messages messages, half through submission with
-// STARTTLS and AUTH, half through the relay port, five per connection,
-// each retried until accepted (or given up after a minute).
+// sendMessages sends the round's cfg.messages messages, half through
+// submission with STARTTLS and AUTH, half through the relay port, five per
+// connection, each retried until accepted (or given up after a minute).
 func (sk *soak) sendMessages(r *result) {
 	const perConn, workers = 5, 16
 	var next, undelivered, sent atomic.Int64
@@ -392,7 +498,7 @@ func (sk *soak) sendMessages(r *result) {
 				}
 				deadline := time.Now().Add(time.Minute)
 				for len(ids) > 0 {
-					done, err := sk.sendBatch(w, ids)
+					done, err := sk.sendBatch(w, r.round, ids)
 					sent.Add(int64(done))
 					ids = ids[done:]
 					if err == nil {
@@ -411,9 +517,9 @@ func (sk *soak) sendMessages(r *result) {
 	r.sent, r.undelivered = int(sent.Load()), int(undelivered.Load())
 }
 
-// sendBatch sends ids over one connection and returns how many the server
-// accepted before an error.
-func (sk *soak) sendBatch(worker int, ids []int) (int, error) {
+// sendBatch sends the messages ids of round over one connection and
+// returns how many the server accepted before an error.
+func (sk *soak) sendBatch(worker, round int, ids []int) (int, error) {
 	submission := ids[0]%2 == 0
 	svc := sk.s.Services["smtp"]
 	if submission {
@@ -450,7 +556,8 @@ func (sk *soak) sendBatch(worker int, ids []int) (int, error) {
 	}
 	for i, id := range ids {
 		rcpt := sk.s.Accounts[id%len(sk.s.Accounts)].Email
-		msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nMessage-ID: <soak-%d@soak.example>\r\nSubject: soak %d\r\n\r\nsoak message %d\r\n", alice.Email, rcpt, id, id, id)
+		msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nMessage-ID: <%s>\r\nSubject: soak round %d message %d\r\n\r\nsoak round %d message %d\r\n",
+			alice.Email, rcpt, msgID{round, id}, round, id, round, id)
 		if err := c.SendMail(alice.Email, []string{rcpt}, strings.NewReader(msg)); err != nil {
 			return i, err
 		}
@@ -639,12 +746,12 @@ func greets(svc settings.Service, cfg *tls.Config, timeout time.Duration) error 
 
 // probe is the normal client: every 100 ms it connects to the relay port
 // from its own address, reads the greeting, says EHLO and QUIT. Samples
-// taken during the burst are counted apart.
-func (sk *soak) probe(r *result) {
+// taken during the burst are counted apart. It ends when stop is closed.
+func (sk *soak) probe(r *result, stop <-chan struct{}) {
 	svc := sk.s.Services["smtp"]
 	for i := 0; ; i++ {
 		select {
-		case <-sk.stopping:
+		case <-stop:
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -681,10 +788,48 @@ func (sk *soak) probe(r *result) {
 	}
 }
 
+// msgID is a soak message's Message-ID: its round (from 1) and its number
+// in the round (from 0).
+type msgID struct{ round, n int }
+
+func (id msgID) String() string { return fmt.Sprintf("soak-r%d-%d@soak.example", id.round, id.n) }
+
+// parseMsgID reads a Message-ID as the envelope gives it (no angle
+// brackets); ok is false for one the soak did not write.
+func parseMsgID(s string) (id msgID, ok bool) {
+	if _, err := fmt.Sscanf(s, "soak-r%d-%d@soak.example", &id.round, &id.n); err != nil {
+		return msgID{}, false
+	}
+	return id, id.String() == s
+}
+
+// tally compares the soak messages read back (Message-ID → copies) with
+// round's messages 0 to messages-1. lost: never read back, less the
+// undelivered the lab never accepted (not lost by the lab); duplicated:
+// copies beyond the first; stray: copies of another round's messages (the
+// earlier rounds' were expunged when they were counted).
+func tally(seen map[msgID]int, round, messages, undelivered int) (lost, duplicated, stray int) {
+	for id, n := range seen {
+		if id.round != round || id.n < 0 || id.n >= messages {
+			stray += n
+		}
+	}
+	for i := 0; i < messages; i++ {
+		switch n := seen[msgID{round, i}]; {
+		case n == 0:
+			lost++
+		case n > 1:
+			duplicated += n - 1
+		}
+	}
+	return lost - undelivered, duplicated, stray
+}
+
 // count reads every Message-ID of every account's INBOX, compares them
-// with what was sent, and expunges the soak's messages.
+// with what the round sent, and expunges every message, so that the next
+// round starts from empty mailboxes.
 func (sk *soak) count(r *result) error {
-	seen := map[int]int{}
+	seen := map[msgID]int{}
 	for _, a := range sk.s.Accounts {
 		c, err := imapclient.DialTLS(addr(sk.s.Services["imaps"]), &imapclient.Options{TLSConfig: sk.tls})
 		if err != nil {
@@ -712,38 +857,34 @@ func (sk *soak) count(r *result) error {
 			if m.Envelope == nil {
 				continue
 			}
-			var id int
-			if _, err := fmt.Sscanf(m.Envelope.MessageID, "soak-%d@soak.example", &id); err == nil {
+			if id, ok := parseMsgID(m.Envelope.MessageID); ok {
 				seen[id]++
 			}
 		}
 		if len(msgs) > 0 {
-			c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
-			c.Expunge().Close()
+			if err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+				c.Close()
+				return fmt.Errorf("%s: flag \\Deleted: %w", a.Username, err)
+			}
+			if err := c.Expunge().Close(); err != nil {
+				c.Close()
+				return fmt.Errorf("%s: expunge: %w", a.Username, err)
+			}
 		}
 		c.Logout().Wait()
 		c.Close()
 	}
-	for id := 0; id < sk.cfg.messages; id++ {
-		switch n := seen[id]; {
-		case n == 0:
-			r.lost++
-		case n > 1:
-			r.duplicated += n - 1
-		}
-	}
-	// Messages never accepted were not lost by the lab.
-	r.lost -= r.undelivered
+	r.lost, r.duplicated, r.stray = tally(seen, r.round, sk.cfg.messages, r.undelivered)
 	return nil
 }
 
 // waitRSS polls the lab's RSS until it is within the target of before, or
-// cfg.rssWait passed, and returns the last value.
-func (sk *soak) waitRSS(before int64) int64 {
+// cfg.rssWait passed, and returns the last reading.
+func (sk *soak) waitRSS(before int64) mem {
 	deadline := time.Now().Add(sk.cfg.rssWait)
 	for {
-		now, err := rss(sk.pid)
-		if err != nil || float64(now) <= float64(before)*(1+maxRSSGrowth) || time.Now().After(deadline) {
+		now, err := memory(sk.pid)
+		if err != nil || float64(now.rss) <= float64(before)*(1+maxRSSGrowth) || time.Now().After(deadline) {
 			return now
 		}
 		time.Sleep(time.Second)
@@ -802,15 +943,59 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-func report(out io.Writer, cfg config, r *result) {
+// growth is how much after is above before, in percent.
+func growth(after, before int64) float64 { return 100 * (float64(after)/float64(before) - 1) }
+
+// report prints round r's figures: with more than one round its RSS after
+// is compared with the start and, from round 2, with the previous round's.
+func report(out io.Writer, cfg config, o *outcome, r *result) {
+	start, after := o.memStart, r.memAfter
 	fmt.Fprintf(out, "IMAPS sessions held %s: %d opened, %d failed\n", cfg.hold, r.imapsOpened, r.imapsFailed)
-	fmt.Fprintf(out, "messages: %d sent, %d never accepted, %d lost, %d duplicated (target 0)\n", r.sent, r.undelivered, r.lost, r.duplicated)
+	if cfg.rounds == 1 {
+		fmt.Fprintf(out, "messages: %d sent, %d never accepted, %d lost, %d duplicated (target 0)\n", r.sent, r.undelivered, r.lost, r.duplicated)
+	} else {
+		fmt.Fprintf(out, "messages: %d sent, %d never accepted, %d lost, %d duplicated, %d of another round read back (target 0)\n", r.sent, r.undelivered, r.lost, r.duplicated, r.stray)
+	}
 	fmt.Fprintf(out, "slowloris: %d refused (421 4.7.0), %d cut by the %s command timeout, %d never cut, %d other\n", r.slowRefused, r.slowCut, cfg.smtpTimeout, r.slowKept, r.slowOther)
 	fmt.Fprintf(out, "fd exhaustion: every listener greeting again %s after the burst (target %s)\n", r.recovery.Round(time.Millisecond), maxRecovery)
-	fmt.Fprintf(out, "RSS: %d kB before, %d kB at the peak of the load, %d kB after (%+.0f%%, read %s after the load; target +%.0f%%)\n",
-		r.rssBefore, r.rssPeak, r.rssAfter, 100*(float64(r.rssAfter)/float64(r.rssBefore)-1), r.rssWaited.Round(time.Second), 100*maxRSSGrowth)
-	fmt.Fprintf(out, "  of which anonymous %d → %d kB, pages of the binary %d → %d kB\n", r.memBefore.anon, r.memAfter.anon, r.memBefore.file, r.memAfter.file)
+	if cfg.rounds == 1 {
+		fmt.Fprintf(out, "RSS: %d kB before, %d kB at the peak of the load, %d kB after (%+.0f%%, read %s after the load; target +%.0f%%)\n",
+			start.rss, r.rssPeak, after.rss, growth(after.rss, start.rss), r.rssWaited.Round(time.Second), 100*maxRSSGrowth)
+	} else {
+		fmt.Fprintf(out, "RSS: %d kB before round 1, %d kB at the peak of round %d, %d kB after it (%+.1f%% against the start, read %s after the load; target +%.0f%% after the last round)\n",
+			start.rss, r.rssPeak, r.round, after.rss, growth(after.rss, start.rss), r.rssWaited.Round(time.Second), 100*maxRSSGrowth)
+	}
+	fmt.Fprintf(out, "  of which anonymous %d → %d kB, pages of the binary %d → %d kB\n", start.anon, after.anon, start.file, after.file)
+	if r.round > 1 {
+		prev := o.rounds[r.round-2].memAfter
+		fmt.Fprintf(out, "  against round %d's %d kB after: %+.1f%% (anonymous %d → %d kB, pages of the binary %d → %d kB)\n",
+			r.round-1, prev.rss, growth(after.rss, prev.rss), prev.anon, after.anon, prev.file, after.file)
+	}
 	fmt.Fprintf(out, "normal client (connect, EHLO, QUIT): p99 %s over %d samples, %d failures; %d failures during the burst (target p99 %s)\n",
 		r.p99().Round(time.Millisecond), len(r.latencies), r.probeFailures, r.burstProbeFailures, maxLatencyP99)
-	fmt.Fprintf(out, "load average at the end: %s\n", r.load)
+	if cfg.rounds == 1 {
+		fmt.Fprintf(out, "load average at the end: %s\n", r.load)
+	} else {
+		fmt.Fprintf(out, "load average at the end of round %d: %s (the round took %s)\n", r.round, r.load, r.took.Round(time.Second))
+	}
+}
+
+// reportRounds prints the RSS after each round side by side, and the
+// growth of the last round's after-figure over the first round's: RSS
+// sized by the load's peak stays about level from round to round, memory
+// that leaks grows with each. The growth is reported; it is not a target.
+func reportRounds(out io.Writer, o *outcome) {
+	s := o.memStart
+	fmt.Fprintf(out, "RSS after each round, kB (start %d: %d anonymous, %d of the binary; load average %s):\n", s.rss, s.anon, s.file, o.loadStart)
+	fmt.Fprintf(out, "  round     after  anonymous  binary  vs start  vs previous    peak  waited  load average\n")
+	prev := s
+	for _, r := range o.rounds {
+		a := r.memAfter
+		fmt.Fprintf(out, "  %5d  %8d  %9d  %6d  %+7.1f%%  %+10.1f%%  %6d  %6s  %s\n",
+			r.round, a.rss, a.anon, a.file, growth(a.rss, s.rss), growth(a.rss, prev.rss), r.rssPeak, r.rssWaited.Round(time.Second), r.load)
+		prev = a
+	}
+	first, last := o.rounds[0].memAfter, o.rounds[len(o.rounds)-1].memAfter
+	fmt.Fprintf(out, "RSS after round %d against after round 1: %d → %d kB, %+.1f%% (anonymous %d → %d kB, binary %d → %d kB; reported, not a target)\n",
+		len(o.rounds), first.rss, last.rss, growth(last.rss, first.rss), first.anon, last.anon, first.file, last.file)
 }
