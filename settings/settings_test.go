@@ -1,7 +1,6 @@
 package settings_test
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"io/fs"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/maillab/maillab/internal/golden"
 	"github.com/maillab/maillab/settings"
 )
 
@@ -294,19 +294,7 @@ func TestMarshalGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "marshal.golden")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("Marshal() =\n%s\nwant (%s)\n%s", got, golden, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "marshal.golden"), got, *update)
 }
 
 func TestWriteRoundTrip(t *testing.T) {
